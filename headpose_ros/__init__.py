@@ -1,0 +1,10 @@
+"""headpose_ros: 3D head pose of every visible person, for ROS 2.
+
+The perception engine (``headpose_ros.core``) is plain Python (numpy, OpenCV,
+ONNX Runtime) and knows nothing of ROS. ``headpose_ros.ros`` adapts it to
+rclpy, and ``headpose_ros.tools`` holds the ``headpose-ros`` command-line tool.
+On a ROS install the generated messages live beside them in
+``headpose_ros.msg``.
+"""
+
+__version__ = "0.1.0"

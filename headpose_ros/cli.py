@@ -1,0 +1,50 @@
+"""``headpose-ros``: the command-line face of the engine (no ROS needed except for ``demo``).
+
+Each subcommand lives in its own module under ``headpose_ros.tools`` and
+exposes ``add_arguments(parser)`` and ``run(args) -> int``. Modules are
+imported only when their command runs, so ``headpose-ros predict`` never
+imports rclpy and a broken optional dependency cannot break other commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "prepare": ("headpose_ros.tools.prepare", "fetch, convert and verify the models and sample photos"),
+    "predict": ("headpose_ros.tools.predict", "estimate head poses on image files, print JSON"),
+    "bench": ("headpose_ros.tools.bench", "time every stage and the node end to end"),
+    "demo": ("headpose_ros.tools.demo", "run the node over DDS on a built-in image sequence, a video or a camera"),
+}
+
+
+class CommandError(Exception):
+    """A user-facing failure: printed as one line, exit status 2."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="headpose-ros", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    argv = sys.argv[1:] if argv is None else argv
+    wanted = argv[0] if argv and argv[0] in COMMANDS else None
+    modules = {}
+    for name, (module_name, summary) in COMMANDS.items():
+        p = sub.add_parser(name, help=summary, description=summary)
+        # Import only the module whose command runs; the others just get listed.
+        if name == wanted:
+            modules[name] = importlib.import_module(module_name)
+            modules[name].add_arguments(p)
+    args = parser.parse_args(argv)
+    try:
+        return int(modules[args.command].run(args) or 0)
+    except CommandError as exc:
+        print(f"headpose-ros {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

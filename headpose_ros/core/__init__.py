@@ -1,0 +1,1 @@
+"""The ROS-free perception engine: detect, track, estimate, smooth."""

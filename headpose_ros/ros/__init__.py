@@ -1,0 +1,1 @@
+"""The rclpy adapter around the engine. Only this package imports rclpy."""

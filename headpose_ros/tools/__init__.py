@@ -1,0 +1,1 @@
+"""Implementations of the ``headpose-ros`` subcommands."""
