@@ -8,3 +8,9 @@ On a ROS install the generated messages live beside them in
 """
 
 __version__ = "0.1.0"
+
+# The generated messages (headpose_ros.msg) exist only in the installed copy of
+# this package. Python started in a source checkout imports the source directory
+# first; extending __path__ over every `headpose_ros` directory on sys.path lets
+# it find them there too (and changes nothing for the installed copy).
+__path__ = __import__("pkgutil").extend_path(__path__, __name__)

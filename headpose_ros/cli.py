@@ -47,4 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Import through the package, so that CommandError raised by the tools is the class caught above.
+    from headpose_ros.cli import main as package_main
+
+    sys.exit(package_main())

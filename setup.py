@@ -1,0 +1,66 @@
+"""pip packaging of the ROS-free engine and the ``headpose-ros`` CLI.
+
+``pip install .`` gives the ``headpose_ros`` Python package (engine, CLI and
+the rclpy adapter, which needs ROS only when it runs) without any ROS. Extras:
+``.[convert]`` adds the model-conversion tools, ``.[test]`` the test runner.
+
+This file is NOT used to build the ROS 2 package: package.xml declares
+build_type ament_cmake, so colcon builds CMakeLists.txt (which also generates
+the messages) and never runs this file.
+"""
+
+import pathlib
+import xml.etree.ElementTree as ET
+
+from setuptools import find_packages, setup
+
+HERE = pathlib.Path(__file__).resolve().parent
+
+# Optional dependency groups. `make setup` installs all of them into the
+# development venv (it reads this dict with .ci/extras.py, so keep it a literal).
+EXTRAS_REQUIRE = {
+    # Converting the models shipped as .tflite to ONNX (`headpose-ros prepare`).
+    "convert": ["tflite2onnx>=0.4.1", "ai-edge-litert", "onnx>=1.14"],
+    # pytest 9 rejects launch_testing's pytest plugin.
+    "test": ["pytest>=7,<9", "hypothesis>=6"],
+}
+
+
+def read_requirements(path):
+    """Requirement lines of a pip requirements file, without comments."""
+    lines = (line.split("#", 1)[0].strip() for line in path.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def package_xml_version():
+    """The version, from package.xml: the one place it is maintained."""
+    return ET.parse(HERE / "package.xml").getroot().findtext("version").strip()
+
+
+readme = HERE / "README.md"
+
+setup(
+    name="headpose_ros",
+    version=package_xml_version(),
+    description="3D head pose of every visible person from a camera image, for ROS 2 and plain Python",
+    long_description=readme.read_text(encoding="utf-8") if readme.exists() else "",
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["headpose_ros", "headpose_ros.*"], exclude=["test", "test.*"]),
+    package_data={"headpose_ros": ["data/*"]},
+    install_requires=read_requirements(HERE / "requirements.txt"),
+    extras_require=EXTRAS_REQUIRE,
+    entry_points={
+        "console_scripts": [
+            "headpose-ros=headpose_ros.cli:main",
+            "headpose_node=headpose_ros.ros.node:main",
+        ],
+    },
+    classifiers=[
+        "License :: OSI Approved :: Apache Software License",
+        "Programming Language :: Python :: 3",
+        "Operating System :: POSIX :: Linux",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)
