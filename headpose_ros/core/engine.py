@@ -1,0 +1,217 @@
+"""The perception pipeline: detect -> track -> estimate -> smooth, one camera image at a time.
+
+Plain Python: the node, the CLI and the benchmark all drive this class.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .backends import LandmarkPnPBackend, PoseBackend
+from .camera import CameraModel, CameraModelError
+from .config import EngineConfig
+from .detection import FaceDetector
+from .face_model import load_face_model
+from .filtering import PoseFilter
+from .inference import OnnxRuntimeEngine
+from .landmarks import LandmarkEstimator
+from .models import DETECTORS, FACE_MESH
+from .rotation import quaternion_xyzw, yaw_pitch_roll_deg
+from .tracking import FaceTracker, random_ids, sequential_ids
+
+
+class ConfigError(ValueError):
+    """Settings the engine cannot run with; the message lists every problem."""
+
+
+@dataclass
+class HeadPose:
+    """One published head: the face frame in the camera optical frame.
+
+    R: (3, 3) orientation (face axes as columns, camera coordinates), smoothed.
+    t: (3,) sellion position, metres, smoothed.
+    covariance: (6, 6) of this frame's measurement (x, y, z, rotation about
+        camera X, Y, Z), -1 on the diagonal where unknown.
+    box: (4,) x0, y0, x1, y1 in full-image pixels.
+    confidence: in [0, 1].
+    method: the backend that measured it.
+    landmarks: (k, 2) fitted image points, pixels, or None.
+    """
+
+    track_id: str
+    R: np.ndarray
+    t: np.ndarray
+    covariance: np.ndarray
+    box: np.ndarray
+    confidence: float
+    method: str
+    landmarks: np.ndarray | None = None
+
+    @property
+    def yaw_pitch_roll_deg(self) -> np.ndarray:
+        return yaw_pitch_roll_deg(self.R)
+
+    @property
+    def quaternion_xyzw(self) -> np.ndarray:
+        return quaternion_xyzw(self.R)
+
+
+@dataclass
+class FrameResult:
+    """What one image produced.
+
+    heads: confirmed faces with a pose this frame.
+    detections: faces the detector found (confirmed or not).
+    rejected: (track id, reason) for faces found but not measured.
+    ended: ids of tracks that ended in this frame (publishers delete their frames/markers).
+    reset: why all tracks were reset before this frame ("" if they were not).
+    timings_ms: time per stage.
+    """
+
+    stamp: float
+    heads: list[HeadPose]
+    detections: int
+    rejected: list[tuple[str, str]] = field(default_factory=list)
+    ended: list[str] = field(default_factory=list)
+    reset: str = ""
+    timings_ms: dict[str, float] = field(default_factory=dict)
+
+
+def resolve_model(asset: str, model_dir: str) -> Path:
+    """The ONNX file of a model: in `model_dir` when given, else in the asset cache."""
+    if model_dir:
+        return Path(model_dir).expanduser() / f"{asset}.onnx"
+    from .. import assets
+
+    return assets.model_path(asset)
+
+
+class HeadPoseEngine:
+    """Head poses of every face in a stream of images from one camera.
+
+    process() must be called with images in stamp order; a stamp that goes
+    backwards (a replayed bag, a restarted clock) resets every track.
+    """
+
+    def __init__(self, config: EngineConfig = EngineConfig()):
+        problems = config.problems()
+        if problems:
+            raise ConfigError("; ".join(problems))
+        self.config = config
+        det_model = DETECTORS[config.detection.model]
+        d = config.detection
+        self.detector = FaceDetector(
+            det_model,
+            OnnxRuntimeEngine(resolve_model(det_model.asset, config.model_dir), threads=config.num_threads),
+            score_threshold=d.score_threshold,
+            nms_iou_threshold=d.nms_iou_threshold,
+            max_faces=d.max_faces,
+            min_face_size_px=d.min_face_size_px,
+        )
+        self.backend: PoseBackend = self._make_backend(config)
+        s = config.smoothing
+        make_id = random_ids() if config.tracking.id_style == "random" else sequential_ids()
+        self.tracker = FaceTracker(
+            config.tracking.tracker_settings(),
+            make_filter=lambda: PoseFilter(s.position(), s.rotation()),
+            make_id=make_id,
+        )
+        self._last_stamp: float | None = None
+
+    def _make_backend(self, config: EngineConfig) -> PoseBackend:
+        mesh = LandmarkEstimator(
+            FACE_MESH,
+            OnnxRuntimeEngine(resolve_model(FACE_MESH.asset, config.model_dir), threads=config.num_threads),
+        )
+        return LandmarkPnPBackend(mesh, load_face_model(), config.pnp.settings(), config.landmarks.presence_threshold)
+
+    def describe(self) -> dict[str, str]:
+        """Models and runtimes in use, for logs and diagnostics."""
+        return {
+            "backend": self.backend.method,
+            "detector": f"{self.detector.model.asset} ({self.detector.engine.name})",
+            "landmarks": f"{FACE_MESH.asset} ({self.backend.landmarks.engine.name})",
+        }
+
+    def reset(self) -> list[str]:
+        """Forget every track; returns the ids that ended."""
+        ended = [t.id for t in self.tracker.tracks]
+        self.tracker.reset()
+        self._last_stamp = None
+        return ended
+
+    def process(self, image_rgb: np.ndarray, camera: CameraModel, stamp: float) -> FrameResult:
+        """Head poses in one image.
+
+        image_rgb: (h, w, 3) uint8, RGB.
+        camera: the intrinsics of this image; when its size differs from the
+            image's by a pure resize (same aspect ratio) it is scaled to fit.
+        stamp: the image's time in seconds (it drives tracking and smoothing).
+        Raises CameraModelError for unusable intrinsics.
+        """
+        timings: dict[str, float] = {}
+        clock = time.perf_counter()
+        camera = fit_camera_to_image(camera.validated(), image_rgb.shape[1], image_rgb.shape[0])
+        reset_reason, ended = "", []
+        if self._last_stamp is not None and stamp < self._last_stamp:
+            reset_reason = f"time moved backwards by {self._last_stamp - stamp:.3f} s"
+            ended = self.reset()
+        self._last_stamp = stamp
+
+        faces = self.detector.detect(image_rgb)
+        timings["detect"] = _lap(clock)
+        clock = time.perf_counter()
+
+        tracks, dropped = self.tracker.update(faces.boxes)
+        ended += [t.id for t in dropped]
+        estimates = self.backend.estimate(image_rgb, faces, camera, [t.last_pose for t in tracks])
+        # The backend reports its own sub-stages; what remains of the lap is tracking.
+        timings["track"] = max(0.0, _lap(clock) - sum(self.backend.timings.values()))
+        timings.update(self.backend.timings)
+        clock = time.perf_counter()
+
+        heads, rejected = [], []
+        min_hits = self.config.tracking.min_hits
+        for i, (track, est) in enumerate(zip(tracks, estimates)):
+            m = est.measurement
+            if m is None:
+                rejected.append((track.id, est.reason))
+                continue
+            track.last_pose = m
+            if self.config.smoothing.enabled:
+                R, t = track.filter(m.R, m.t, stamp)
+            else:
+                R, t = m.R, m.t
+            if track.confirmed(min_hits):
+                heads.append(HeadPose(track.id, R, t, m.covariance, faces.boxes[i].copy(), est.confidence,
+                                      self.backend.method, est.landmarks))
+        timings["smooth"] = _lap(clock)
+        timings["total"] = sum(timings.values())
+        return FrameResult(stamp, heads, len(faces), rejected, ended, reset_reason, timings)
+
+
+def fit_camera_to_image(camera: CameraModel, width: int, height: int) -> CameraModel:
+    """The camera model for an image of width x height pixels.
+
+    Unknown size (0) is taken as the image's. A pure resize (same aspect
+    ratio within half a pixel) scales K; anything else raises CameraModelError,
+    because the intrinsics would not describe this image.
+    """
+    if camera.width <= 0 or camera.height <= 0:
+        return CameraModel(camera.K, camera.D, width, height, camera.frame_id, camera.distortion_model)
+    if (camera.width, camera.height) == (width, height):
+        return camera
+    if abs(camera.width * height / camera.height - width) <= 0.5 and abs(camera.height * width / camera.width - height) <= 0.5:
+        return camera.scaled_to(width, height)
+    raise CameraModelError(
+        f"camera info is for {camera.width}x{camera.height} images but the image is {width}x{height} "
+        "(not a pure resize): calibrate for this resolution or publish matching CameraInfo"
+    )
+
+
+def _lap(start: float) -> float:
+    return (time.perf_counter() - start) * 1000.0

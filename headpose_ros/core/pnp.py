@@ -1,0 +1,131 @@
+"""Head pose from 2D landmarks and the metric face model, through the camera's real K and D."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import cv2
+import numpy as np
+
+from .camera import CameraModel
+
+
+@dataclass
+class PoseMeasurement:
+    """One frame's measured pose of the face frame in the camera optical frame.
+
+    R: (3, 3) rotation (face axes as columns, in camera coordinates).
+    t: (3,) position of the face origin (the sellion), metres.
+    covariance: (6, 6) over (x, y, z, rotation about camera X, Y, Z), m and rad;
+        -1 on the diagonal where unknown.
+    reprojection_rms_px: RMS of the fitted landmarks' reprojection error, pixels.
+    inlier_fraction: fraction of the fitted landmarks kept by the robust fit.
+    """
+
+    R: np.ndarray
+    t: np.ndarray
+    covariance: np.ndarray = field(default_factory=lambda: -np.eye(6))
+    reprojection_rms_px: float = float("nan")
+    inlier_fraction: float = 1.0
+
+
+@dataclass(frozen=True)
+class PnPSettings:
+    """How the landmark fit is made robust.
+
+    outlier_threshold: a landmark whose reprojection error exceeds this
+        fraction of the face size (eye-to-mouth scale, in pixels) is an outlier.
+    ransac_iterations: RANSAC rounds when there is no prior pose to start from.
+    max_facing_angle_deg: poses whose face x axis points further than this from
+        the camera are rejected (a face cannot be seen from behind).
+    """
+
+    outlier_threshold: float = 0.05
+    ransac_iterations: int = 50
+    max_facing_angle_deg: float = 100.0
+
+
+class PoseRejected(Exception):
+    """The fit gave no physically valid pose; the message says why."""
+
+
+def solve_head_pose(
+    image_points: np.ndarray,
+    model_points: np.ndarray,
+    camera: CameraModel,
+    prior: PoseMeasurement | None = None,
+    settings: PnPSettings = PnPSettings(),
+) -> PoseMeasurement:
+    """Fit the face model to its landmarks in the image.
+
+    image_points: (n, 2) pixels in the image `camera` describes (distorted, as observed).
+    model_points: (n, 3) metres, the same landmarks in the face frame.
+    prior: the track's previous pose, used as the starting point.
+    Raises PoseRejected when no valid pose exists.
+
+    Without a prior, RANSAC over the landmarks (SQPnP on each sample, never the
+    broken DLS/UPnP solvers) finds the inliers; with one, Levenberg-Marquardt
+    starts from it. Either way the final pose is refined on the inliers only.
+    """
+    obj = np.ascontiguousarray(model_points, dtype=np.float64)
+    img = np.ascontiguousarray(image_points, dtype=np.float64)
+    K, D = camera.K, camera.opencv_distortion
+    scale = float(np.ptp(img, axis=0).max())
+    threshold = max(1.0, settings.outlier_threshold * scale)
+    if prior is not None:
+        rvec, _ = cv2.Rodrigues(prior.R)
+        tvec = prior.t.reshape(3, 1).astype(np.float64)
+        ok, rvec, tvec = cv2.solvePnP(obj, img, K, D, rvec.copy(), tvec.copy(), True, cv2.SOLVEPNP_ITERATIVE)
+        inliers = _inliers(obj, img, K, D, rvec, tvec, threshold) if ok else None
+        if not ok or inliers.sum() < 0.5 * len(obj):
+            prior = None  # the prior led astray (fast motion, a new face): start afresh
+    if prior is None:
+        ok, rvec, tvec, idx = cv2.solvePnPRansac(
+            obj, img, K, D,
+            iterationsCount=settings.ransac_iterations,
+            reprojectionError=threshold,
+            confidence=0.99,
+            flags=cv2.SOLVEPNP_SQPNP,
+        )
+        if not ok or idx is None:
+            raise PoseRejected("PnP found no consistent pose")
+        inliers = np.zeros(len(obj), dtype=bool)
+        inliers[idx.ravel()] = True
+    rvec, tvec = cv2.solvePnPRefineLM(obj[inliers], img[inliers], K, D, rvec, tvec)
+    R, _ = cv2.Rodrigues(rvec)
+    t = tvec.ravel()
+    if t[2] <= 0:
+        raise PoseRejected(f"the face would be behind the camera (z = {t[2]:.3f} m)")
+    to_camera = -t / np.linalg.norm(t)
+    facing = np.degrees(np.arccos(np.clip(R[:, 0] @ to_camera, -1, 1)))
+    if facing > settings.max_facing_angle_deg:
+        raise PoseRejected(f"the face would be turned away from the camera ({facing:.0f} deg)")
+    rms, cov = _fit_statistics(obj[inliers], img[inliers], K, D, rvec, tvec)
+    return PoseMeasurement(R=R, t=t, covariance=cov, reprojection_rms_px=rms, inlier_fraction=float(inliers.mean()))
+
+
+def _inliers(obj, img, K, D, rvec, tvec, threshold) -> np.ndarray:
+    proj, _ = cv2.projectPoints(obj, rvec, tvec, K, D)
+    return np.linalg.norm(proj.reshape(-1, 2) - img, axis=1) < threshold
+
+
+def _fit_statistics(obj, img, K, D, rvec, tvec) -> tuple[float, np.ndarray]:
+    """Reprojection RMS (px) and the Gauss-Newton covariance of (t, rotation).
+
+    cov(rvec, tvec) = sigma^2 (J^T J)^-1 with sigma^2 the residual variance.
+    A small change of the rotation vector is, to first order, a rotation about
+    the camera axes, which is the order PoseWithCovariance wants after t.
+    Landmark errors are correlated, so this is a lower bound on the true spread.
+    """
+    proj, jac = cv2.projectPoints(obj, rvec, tvec, K, D)
+    res = (proj.reshape(-1, 2) - img).ravel()
+    rms = float(np.sqrt(np.mean(res**2) * 2))
+    J = jac[:, :6]  # d(u, v) / d(rvec, tvec)
+    dof = max(1, res.size - 6)
+    sigma2 = float(res @ res) / dof
+    try:
+        cov_rt = sigma2 * np.linalg.inv(J.T @ J)
+    except np.linalg.LinAlgError:
+        return rms, -np.eye(6)
+    order = [3, 4, 5, 0, 1, 2]  # (rvec, tvec) -> (t, rotation)
+    return rms, cov_rt[np.ix_(order, order)]

@@ -1,0 +1,38 @@
+"""Shared fixtures: real models and real photos from the asset cache (filled by `make setup`)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from headpose_ros import assets
+from headpose_ros.core.camera import CameraModel
+
+
+@pytest.fixture(scope="session")
+def prepared_assets():
+    """Models and photos, prepared once (a no-op when `make setup` already did it)."""
+    assets.prepare_models()
+    assets.prepare_photos()
+
+
+@pytest.fixture(scope="session")
+def photo(prepared_assets):
+    """photo(name) -> (h, w, 3) uint8 RGB array of a sample photo."""
+    cache = {}
+
+    def load(name: str) -> np.ndarray:
+        if name not in cache:
+            bgr = cv2.imread(str(assets.photo_path(name)), cv2.IMREAD_COLOR)
+            assert bgr is not None, name
+            cache[name] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        return cache[name].copy()
+
+    return load
+
+
+@pytest.fixture
+def camera() -> CameraModel:
+    """An ideal 640x480 camera with a 60 degree horizontal field of view."""
+    return CameraModel.from_field_of_view(640, 480, 60.0, "camera_optical_frame")

@@ -1,0 +1,36 @@
+"""Plain helpers shared by the tests (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from headpose_ros.core.config import EngineConfig, with_values
+
+
+def centred_frame(face_rgb: np.ndarray, size=(640, 480), face_height_fraction=0.8, angle_deg=0.0, mirror=False,
+                  shift=(0.0, 0.0)) -> np.ndarray:
+    """A frame of `size` with the photo scaled, centred (plus `shift` px), rotated in-plane and/or mirrored.
+
+    Rotation is about the frame centre, counter-clockwise on screen for angle > 0.
+    """
+    w, h = size
+    src = np.ascontiguousarray(face_rgb[:, ::-1]) if mirror else face_rgb
+    s = face_height_fraction * h / src.shape[0]
+    M = cv2.getRotationMatrix2D((src.shape[1] / 2, src.shape[0] / 2), angle_deg, s)
+    M[0, 2] += (w - src.shape[1]) / 2 + shift[0]
+    M[1, 2] += (h - src.shape[0]) / 2 + shift[1]
+    return cv2.warpAffine(src, M, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(40, 40, 40))
+
+
+def astronaut_frame(photo, **kw) -> np.ndarray:
+    """The astronaut's face centred in a 640x480 frame (the photo is cropped to her head first)."""
+    face = photo("astronaut")[0:300, 100:400]
+    return centred_frame(face, **kw)
+
+
+def single_frame_config(**overrides) -> EngineConfig:
+    """Publish on the first detection, deterministic ids."""
+    values = {"tracking.min_hits": 1, "tracking.id_style": "sequential"}
+    values.update(overrides)
+    return with_values(EngineConfig(), values)

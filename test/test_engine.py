@@ -1,0 +1,118 @@
+"""The ROS-free engine end to end, on real photos through the real models."""
+
+import numpy as np
+import pytest
+
+from headpose_ros.core.camera import CameraModel, CameraModelError
+from headpose_ros.core.engine import HeadPoseEngine
+from headpose_ros.core.rotation import angle_between_deg
+
+from support import astronaut_frame, centred_frame, single_frame_config
+
+
+@pytest.fixture(scope="module")
+def engine(prepared_assets):
+    return HeadPoseEngine(single_frame_config())
+
+
+def run(engine, frame, camera, frames=1, t0=0.0):
+    engine.reset()
+    result = None
+    for k in range(frames):
+        result = engine.process(frame, camera, t0 + k / 30)
+    return result
+
+
+def one_head(result):
+    assert len(result.heads) == 1, result
+    return result.heads[0]
+
+
+def test_frontal_face_is_frontal_at_a_plausible_depth(engine, photo, camera):
+    head = one_head(run(engine, astronaut_frame(photo), camera))
+    yaw, pitch, roll = head.yaw_pitch_roll_deg
+    assert abs(yaw) < 10 and abs(roll) < 10
+    # A real face is ~0.15 m wide: the depth the box width implies at this focal length.
+    expected_z = camera.fx * 0.15 / (head.box[2] - head.box[0])
+    assert 0.6 * expected_z < head.t[2] < 1.5 * expected_z
+    np.testing.assert_allclose(np.linalg.det(head.R), 1.0, atol=1e-9)
+    assert 0.5 < head.confidence <= 1.0 and head.method == "landmarks"
+    assert head.landmarks is not None and head.covariance.shape == (6, 6)
+
+
+def test_doubling_the_focal_length_doubles_the_depth(engine, photo, camera):
+    frame = astronaut_frame(photo)
+    z1 = one_head(run(engine, frame, camera)).t[2]
+    K2 = camera.K.copy()
+    K2[0, 0] *= 2
+    K2[1, 1] *= 2
+    z2 = one_head(run(engine, frame, CameraModel(K2, camera.D, 640, 480))).t[2]
+    assert z2 / z1 == pytest.approx(2.0, rel=0.1)
+
+
+@pytest.mark.parametrize("name", ["obama2", "obama3", "biden"])
+def test_mirroring_flips_yaw_and_roll(engine, photo, camera, name):
+    """Mirroring about the principal point mirrors the camera-frame pose: yaw and roll change sign.
+
+    The face mesh is not exactly mirror-equivariant (a few degrees on these
+    photos), hence the tolerance on the sums.
+    """
+    face = photo(name)
+    a = one_head(run(engine, centred_frame(face), camera)).yaw_pitch_roll_deg
+    b = one_head(run(engine, centred_frame(face, mirror=True), camera)).yaw_pitch_roll_deg
+    assert abs(a[0]) > 8, "needs a turned face to be meaningful"
+    assert np.sign(b[0]) == -np.sign(a[0]) and abs(a[0] + b[0]) < 8
+    assert abs(a[2] + b[2]) < 5
+    assert b[1] == pytest.approx(a[1], abs=5)
+
+
+@pytest.mark.parametrize("theta", [-25, -10, 15, 30])
+def test_in_plane_rotation_changes_roll_by_the_angle(engine, photo, camera, theta):
+    """Rotating the image about the principal point is rolling the camera about its optical axis."""
+    base = one_head(run(engine, astronaut_frame(photo), camera))
+    rolled = one_head(run(engine, astronaut_frame(photo, angle_deg=theta), camera))
+    assert rolled.yaw_pitch_roll_deg[2] - base.yaw_pitch_roll_deg[2] == pytest.approx(theta, abs=5)
+    # The whole rotation, not only roll: R' = Rz(-theta) R in the optical frame (v points down).
+    c, s = np.cos(np.radians(-theta)), np.sin(np.radians(-theta))
+    expected = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ base.R
+    assert angle_between_deg(rolled.R, expected) < 5
+
+
+def test_group_photo_keeps_six_ids_over_ten_frames(photo, prepared_assets):
+    engine = HeadPoseEngine(single_frame_config(**{"tracking.min_hits": 3}))
+    group = photo("t1")
+    camera = CameraModel.from_field_of_view(group.shape[1], group.shape[0], 60)
+    seen = []
+    for k in range(10):
+        result = engine.process(group, camera, k / 30)
+        seen.append(sorted(h.track_id for h in result.heads))
+    assert seen[0] == [] and seen[1] == []  # not published before min_hits detections
+    assert all(ids == seen[2] for ids in seen[2:]) and len(set(seen[2])) == 6
+
+
+def test_time_going_backwards_resets_tracks(engine, photo, camera):
+    frame = astronaut_frame(photo)
+    first = run(engine, frame, camera, frames=3, t0=100.0)
+    later = engine.process(frame, camera, 50.0)
+    assert "backwards" in later.reset and first.heads[0].track_id in later.ended
+    assert later.heads[0].track_id != first.heads[0].track_id
+    assert np.all(np.isfinite(later.heads[0].t))
+
+
+def test_no_face_no_heads(engine, camera):
+    result = run(engine, np.full((480, 640, 3), 90, np.uint8), camera)
+    assert result.heads == [] and result.detections == 0
+
+
+def test_intrinsics_for_another_resolution_are_refused(engine, photo, camera):
+    wide = CameraModel(camera.K, camera.D, 1280, 720)
+    with pytest.raises(CameraModelError, match="not a pure resize"):
+        engine.process(astronaut_frame(photo), wide, 0.0)
+    with pytest.raises(CameraModelError, match="all zeros"):
+        engine.process(astronaut_frame(photo), CameraModel(np.zeros((3, 3)), [], 640, 480), 0.0)
+
+
+def test_stage_timings_are_reported(engine, photo, camera):
+    result = run(engine, astronaut_frame(photo), camera)
+    assert {"detect", "landmarks", "pnp", "track", "smooth", "total"} <= set(result.timings_ms)
+    assert all(v >= 0 for v in result.timings_ms.values())
