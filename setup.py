@@ -22,7 +22,7 @@ EXTRAS_REQUIRE = {
     # Converting the models shipped as .tflite to ONNX (`headpose-ros prepare`).
     "convert": ["tflite2onnx>=0.4.1", "ai-edge-litert", "onnx>=1.14"],
     # pytest 9 rejects launch_testing's pytest plugin.
-    "test": ["pytest>=7,<9", "hypothesis>=6"],
+    "test": ["pytest>=7,<9", "pytest-timeout>=2", "hypothesis>=6"],
 }
 
 

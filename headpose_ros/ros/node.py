@@ -1,10 +1,280 @@
-"""headpose_node: placeholder until the adapter lands."""
+"""headpose_node: camera image + camera_info in, head poses out (HeadPoseArray, TF, diagnostics).
+
+A thin adapter: it converts messages, calls the ROS-free HeadPoseEngine and
+converts the result back. Topics (all remappable):
+
+- ``image`` (sensor_msgs/Image, subscribed, sensor-data QoS, keep last 1)
+- ``camera_info`` (sensor_msgs/CameraInfo, subscribed, sensor-data QoS, keep last 1)
+- ``~/heads`` (headpose_ros/HeadPoseArray, published, reliable, depth 10)
+- ``/tf`` (face_<id> and gaze_<id>, REP-155, stamped with the image stamp)
+- ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, once per `diagnostics_period`)
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import rclpy
+import rclpy.executors
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rclpy.exceptions import ParameterException
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+
+from headpose_ros.msg import HeadPoseArray
+
+from ..assets import AssetError
+from ..core.camera import CameraModelError
+from ..core.config import BACKENDS, DETECTOR_MODELS, ID_STYLES, EngineConfig, leaves, with_values
+from ..core.engine import ConfigError, HeadPoseEngine
+from ..core.inference import InferenceError
+from .diagnostics import PipelineStats, diagnostics_message
+from .image_conversion import ImageConversionError, camera_from_info, image_to_rgb
+from .messages import face_transforms, head_pose_array
+from .tf_publisher import TfPublisher
 
 
-def main(args=None) -> int:
-    import rclpy
+
+def input_qos(reliability: str) -> QoSProfile:
+    """Keep last 1: the newest frame only, so a slow frame never builds a backlog behind it."""
+    return QoSProfile(
+        depth=1,
+        history=HistoryPolicy.KEEP_LAST,
+        reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
+        durability=DurabilityPolicy.VOLATILE,
+    )
+
+_CHOICES = {"backend": BACKENDS, "detection.model": DETECTOR_MODELS, "tracking.id_style": ID_STYLES}
+_UNIT_INTERVAL = ("detection.score_threshold", "detection.nms_iou_threshold", "landmarks.presence_threshold",
+                  "tracking.iou_threshold")
+
+# Settings of the node itself (the engine's come from EngineConfig): name -> (default, description).
+NODE_PARAMETERS = {
+    "camera_frame": ("", "Parent frame of face_<id>; empty uses the image's header.frame_id (the camera optical frame)."),
+    "publish_tf": (True, "Publish face_<id> and gaze_<id> on /tf."),
+    "face_frame_prefix": ("face_", "TF frame name prefix of each face (REP-155: face_)."),
+    "gaze_frame_prefix": ("gaze_", "TF frame name prefix of each gaze frame (REP-155: gaze_)."),
+    "diagnostics_period": (1.0, "Seconds between /diagnostics messages."),
+    "wait_warning_period": (5.0, "Seconds without input before the node says what it is waiting for."),
+    "image_reliability": ("best_effort", "QoS reliability of the image and camera_info subscriptions: best_effort "
+                                         "(works with every publisher) or reliable (only with reliable publishers)."),
+}
+
+
+class StartupError(RuntimeError):
+    """The node cannot start; the message says why and what fixes it."""
+
+
+class HeadPoseNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("headpose_node", **kwargs)
+        self.config = self._declare_engine_parameters()
+        for name, (default, description) in NODE_PARAMETERS.items():
+            self.declare_parameter(name, default, ParameterDescriptor(description=description))
+        p = {name: self.get_parameter(name).value for name in NODE_PARAMETERS}
+        self.camera_frame, self.publish_tf = p["camera_frame"], p["publish_tf"]
+        self.face_prefix, self.gaze_prefix = p["face_frame_prefix"], p["gaze_frame_prefix"]
+        self.wait_warning_period = float(p["wait_warning_period"])
+        if p["image_reliability"] not in ("best_effort", "reliable"):
+            raise StartupError(f"image_reliability must be best_effort or reliable, not '{p['image_reliability']}'")
+        qos = input_qos(p["image_reliability"])
+        try:
+            self.engine = HeadPoseEngine(self.config)
+        except (ConfigError, InferenceError, AssetError, OSError, ValueError) as exc:
+            raise StartupError(str(exc)) from None
+
+        self.stats = PipelineStats()
+        self.camera = None
+        self.camera_problem = "no CameraInfo received yet"
+        self.camera_info_frame = ""
+        self._started = time.monotonic()
+        self._last_image_time: float | None = None
+        self._last_heads = 0
+
+        self.heads_pub = self.create_publisher(HeadPoseArray, "~/heads", 10)
+        self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.tf = TfPublisher(self) if self.publish_tf else None
+        self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
+        self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        self.create_timer(float(p["diagnostics_period"]), self._publish_diagnostics)
+        self.create_timer(self.wait_warning_period, self._check_input)
+
+        models = ", ".join(f"{k}: {v}" for k, v in self.engine.describe().items())
+        self.get_logger().info(
+            f"ready: image '{self.image_sub.topic_name}', camera_info '{self.info_sub.topic_name}', "
+            f"heads '{self.heads_pub.topic_name}', tf via {self.tf.backend if self.tf else 'disabled'}; {models}"
+        )
+
+    # -- parameters -------------------------------------------------------------------------
+
+    def _declare_engine_parameters(self) -> EngineConfig:
+        """One read-only parameter per engine setting, with its documentation as description."""
+        defaults = EngineConfig()
+        values = {}
+        for name, default, description in leaves(defaults):
+            descriptor = ParameterDescriptor(description=description, read_only=True)
+            if name in _CHOICES:
+                descriptor.additional_constraints = "one of: " + ", ".join(_CHOICES[name])
+            if name in _UNIT_INTERVAL:
+                descriptor.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]
+            try:
+                values[name] = self.declare_parameter(name, default, descriptor).value
+            except ParameterException as exc:
+                raise StartupError(f"parameter '{name}': {exc} (expected a {type(default).__name__})") from None
+        # Value checks beyond the descriptors (choices, ranges) happen in EngineConfig.problems().
+        return with_values(defaults, values)
+
+    # -- callbacks ----------------------------------------------------------------------------
+
+    def _on_camera_info(self, msg: CameraInfo) -> None:
+        camera = camera_from_info(
+            msg.k, msg.d, msg.width, msg.height, msg.distortion_model, msg.header.frame_id,
+            msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height,
+        )
+        problems = camera.problems()
+        if problems:
+            # Keep the last good intrinsics out of use too: they no longer describe this camera.
+            self.camera, self.camera_problem = None, "; ".join(problems)
+            self.get_logger().warn(
+                f"refusing camera info on '{self.info_sub.topic_name}': {self.camera_problem}; "
+                "no poses until a calibrated CameraInfo arrives",
+                throttle_duration_sec=5.0,
+            )
+            return
+        self.camera, self.camera_problem = camera, ""
+        self.camera_info_frame = msg.header.frame_id
+
+    def _on_image(self, msg: Image) -> None:
+        start = time.perf_counter()
+        self.stats.on_received()
+        self._last_image_time = time.monotonic()
+        if self.camera is None:
+            self.stats.on_dropped("no valid camera info")
+            self.get_logger().warn(
+                f"dropping images: {self.camera_problem} on '{self.info_sub.topic_name}' "
+                f"({self.count_publishers(self.info_sub.topic_name)} publishers); poses need the camera's K and D",
+                throttle_duration_sec=5.0,
+            )
+            return
+        if msg.header.frame_id != self.camera_info_frame:
+            self.get_logger().warn(
+                f"image frame_id '{msg.header.frame_id}' differs from camera info frame_id "
+                f"'{self.camera_info_frame}': are both topics from the same camera?",
+                throttle_duration_sec=10.0,
+            )
+        try:
+            rgb = image_to_rgb(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+        except ImageConversionError as exc:
+            self.stats.on_dropped("bad image")
+            self.get_logger().warn(f"dropping image on '{self.image_sub.topic_name}': {exc}", throttle_duration_sec=5.0)
+            return
+        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+        try:
+            result = self.engine.process(rgb, self.camera, stamp)
+        except CameraModelError as exc:
+            self.stats.on_dropped("camera info does not fit image")
+            self.get_logger().warn(f"dropping image: {exc}", throttle_duration_sec=5.0)
+            return
+        except Exception as exc:  # one bad frame must not end the node
+            self.stats.on_error(f"{type(exc).__name__}: {exc}")
+            self.get_logger().error(
+                f"processing the image stamped {stamp:.3f} failed ({type(exc).__name__}: {exc}); skipping it",
+                throttle_duration_sec=5.0,
+            )
+            return
+        if result.reset:
+            self.get_logger().warn(f"tracks reset: {result.reset}")
+        header = msg.header
+        if self.camera_frame:
+            header.frame_id = self.camera_frame
+        self.heads_pub.publish(head_pose_array(header, result.heads, msg.width, msg.height))
+        if self.tf is not None and result.heads:
+            if header.frame_id:
+                transforms = []
+                for head in result.heads:
+                    transforms += face_transforms(header, head, self.face_prefix, self.gaze_prefix)
+                self.tf.send(transforms)
+            else:
+                self.get_logger().warn(
+                    "image has an empty header.frame_id: no TF published; set the `camera_frame` parameter",
+                    throttle_duration_sec=10.0,
+                )
+        self._last_heads = len(result.heads)
+        self.stats.on_processed((time.perf_counter() - start) * 1000.0, len(result.heads))
+
+    # -- timers -------------------------------------------------------------------------------
+
+    def _check_input(self) -> None:
+        """Say what the node is waiting for, instead of waiting silently."""
+        now = time.monotonic()
+        since = now - (self._last_image_time or self._started)
+        if since < self.wait_warning_period:
+            return
+        topic = self.image_sub.topic_name
+        publishers = self.count_publishers(topic)
+        hint = (
+            "no publisher: is the camera running, and is the topic remapped (-r image:=/your/camera/image_raw)?"
+            if publishers == 0 else
+            f"{publishers} publisher(s) exist but nothing arrives: check that they publish, and their QoS"
+        )
+        what = "no image received yet" if self._last_image_time is None else f"no image for {since:.0f} s"
+        self.get_logger().warn(f"waiting for images on '{topic}': {what}; {hint}")
+        if self.camera is None:
+            self.get_logger().warn(
+                f"waiting for camera info on '{self.info_sub.topic_name}': {self.camera_problem} "
+                f"({self.count_publishers(self.info_sub.topic_name)} publishers)"
+            )
+
+    def _publish_diagnostics(self) -> None:
+        s = self.stats.summary()
+        values = {
+            "input rate (Hz)": s["input_rate_hz"],
+            "processing rate (Hz)": s["processing_rate_hz"],
+            "latency p50 (ms)": s["latency_p50_ms"],
+            "latency p99 (ms)": s["latency_p99_ms"],
+            "faces": self._last_heads,
+            "images received": self.stats.total_received,
+            "images processed": self.stats.total_processed,
+            "images dropped": sum(self.stats.dropped.values()),
+            "intrinsics": "ok" if self.camera is not None else ("missing" if "no CameraInfo" in self.camera_problem else "invalid"),
+            "last error": self.stats.last_error or "none",
+        }
+        values.update({f"dropped: {k}": v for k, v in self.stats.dropped.items()})
+        values.update(self.engine.describe())
+        if self.stats.consecutive_errors >= 3:
+            level, message = DiagnosticStatus.ERROR, f"processing keeps failing: {self.stats.last_error}"
+        elif self.camera is None:
+            level, message = DiagnosticStatus.WARN, f"camera info: {self.camera_problem}"
+        elif self._last_image_time is None or time.monotonic() - self._last_image_time > self.wait_warning_period:
+            level, message = DiagnosticStatus.WARN, "no images"
+        else:
+            level, message = DiagnosticStatus.OK, f"{s['processing_rate_hz']:.1f} Hz, {self._last_heads} faces"
+        self.diag_pub.publish(diagnostics_message(
+            self.get_clock().now().to_msg(), f"{self.get_name()}: head pose", self.get_fully_qualified_name(),
+            level, message, values,
+        ))
+
+
+def main(args: list[str] | None = None) -> int:
     rclpy.init(args=args)
-    node = rclpy.create_node("headpose_node")
-    node.get_logger().info("headpose_node skeleton")
-    rclpy.shutdown()
+    node = None
+    try:
+        node = HeadPoseNode()
+        rclpy.spin(node)
+    except StartupError as exc:
+        rclpy.logging.get_logger("headpose_node").fatal(f"cannot start: {exc}")
+        return 1
+    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
+        pass
+    finally:
+        if node is not None:
+            node.destroy_node()
+        rclpy.try_shutdown()
     return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

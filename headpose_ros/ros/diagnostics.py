@@ -1,0 +1,89 @@
+"""Rates, latencies and drop counts of the node, reported on /diagnostics."""
+
+from __future__ import annotations
+
+import collections
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
+
+
+@dataclass
+class PipelineStats:
+    """Sliding-window statistics over the last `window_s` seconds (wall clock)."""
+
+    window_s: float = 10.0
+    received: collections.deque = field(default_factory=collections.deque)  # wall times of incoming images
+    processed: collections.deque = field(default_factory=collections.deque)  # (wall time, latency ms, faces)
+    dropped: collections.Counter = field(default_factory=collections.Counter)  # reason -> count, since start
+    total_received: int = 0
+    total_processed: int = 0
+    last_error: str = ""
+    last_error_time: float = 0.0
+    consecutive_errors: int = 0
+
+    def on_received(self, now: float | None = None) -> None:
+        self.total_received += 1
+        self.received.append(time.monotonic() if now is None else now)
+
+    def on_processed(self, latency_ms: float, faces: int, now: float | None = None) -> None:
+        self.total_processed += 1
+        self.consecutive_errors = 0
+        self.processed.append((time.monotonic() if now is None else now, latency_ms, faces))
+
+    def on_dropped(self, reason: str) -> None:
+        self.dropped[reason] += 1
+
+    def on_error(self, message: str) -> None:
+        self.consecutive_errors += 1
+        self.last_error = message
+        self.last_error_time = time.monotonic()
+        self.dropped["processing error"] += 1
+
+    def _trim(self, now: float) -> None:
+        while self.received and now - self.received[0] > self.window_s:
+            self.received.popleft()
+        while self.processed and now - self.processed[0][0] > self.window_s:
+            self.processed.popleft()
+
+    def summary(self, now: float | None = None) -> dict[str, float]:
+        now = time.monotonic() if now is None else now
+        self._trim(now)
+        latencies = np.array([p[1] for p in self.processed]) if self.processed else np.zeros(0)
+        return {
+            "input_rate_hz": _rate(self.received, now, self.window_s),
+            "processing_rate_hz": _rate([p[0] for p in self.processed], now, self.window_s),
+            "latency_p50_ms": float(np.percentile(latencies, 50)) if latencies.size else float("nan"),
+            "latency_p99_ms": float(np.percentile(latencies, 99)) if latencies.size else float("nan"),
+            "faces": float(self.processed[-1][2]) if self.processed else 0.0,
+        }
+
+
+def _rate(times, now: float, window_s: float) -> float:
+    times = list(times)
+    if len(times) < 2:
+        return 0.0
+    span = max(now - times[0], 1e-9)
+    return (len(times) - 1) / min(span, window_s) if span > 0 else 0.0
+
+
+def diagnostics_message(stamp, name: str, hardware_id: str, level: bytes, message: str, values: dict) -> DiagnosticArray:
+    """One DiagnosticStatus; level is DiagnosticStatus.OK, WARN, ERROR or STALE."""
+    status = DiagnosticStatus(
+        level=level,
+        name=name,
+        message=message,
+        hardware_id=hardware_id,
+        values=[KeyValue(key=str(k), value=_fmt(v)) for k, v in values.items()],
+    )
+    array = DiagnosticArray(status=[status])
+    array.header.stamp = stamp
+    return array
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.2f}"
+    return str(v)

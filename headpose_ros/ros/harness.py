@@ -1,0 +1,290 @@
+"""Drive a real headpose_node over DDS: start it as a user would, feed it images, collect what it publishes.
+
+Used by `headpose-ros demo`, `headpose-ros bench` and the integration tests,
+so all three exercise the node exactly the same way.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import rclpy
+from geometry_msgs.msg import TransformStamped
+from rclpy.executors import SingleThreadedExecutor
+from rclpy.node import Node
+from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+from sensor_msgs.msg import CameraInfo, Image
+from std_msgs.msg import Header
+
+from headpose_ros.msg import HeadPoseArray
+
+from ..core.camera import CameraModel
+from ..core.rotation import quaternion_xyzw
+from .tf_publisher import TF_QOS
+
+
+def share_file(relative: str) -> Path:
+    """A file of the package's share directory (config/..., launch/...): installed copy, else source tree."""
+    candidates = []
+    try:
+        from ament_index_python.packages import get_package_share_directory
+
+        candidates.append(Path(get_package_share_directory("headpose_ros")))
+    except (ImportError, LookupError, OSError):  # not installed, or AMENT_PREFIX_PATH unset (a venv)
+        pass
+    candidates += [Path(sys.prefix) / "share" / "headpose_ros", Path(__file__).resolve().parents[2]]
+    for share in candidates:
+        if (share / relative).is_file():
+            return share / relative
+    raise FileNotFoundError(f"{relative} not found: is headpose_ros installed (make setup)?")
+
+
+def default_params_file() -> Path:
+    return share_file("config/headpose.yaml")
+
+
+def large_image_dds_env(localhost_only: bool = False) -> dict[str, str]:
+    """FASTRTPS_DEFAULT_PROFILES_FILE for config/fastdds_large_images.xml (see why in that file).
+
+    localhost_only: a temporary copy whose UDP transport is bound to 127.0.0.1.
+    """
+    profile = share_file("config/fastdds_large_images.xml")
+    if localhost_only:
+        text = profile.read_text().replace(
+            "<type>UDPv4</type>",
+            "<type>UDPv4</type>\n      <interfaceWhiteList><address>127.0.0.1</address></interfaceWhiteList>",
+        )
+        fd, name = tempfile.mkstemp(prefix="headpose_fastdds_", suffix=".xml")
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        atexit.register(os.unlink, name)
+        profile = Path(name)
+    return {"FASTRTPS_DEFAULT_PROFILES_FILE": str(profile)}
+
+
+def isolated_ros_env(domain_id: int | None = None) -> dict[str, str]:
+    """Environment that keeps DDS traffic on this machine, in a domain of its own, and carries large images."""
+    domain = random.Random().randint(1, 100) if domain_id is None else domain_id
+    env = {"ROS_DOMAIN_ID": str(domain), **large_image_dds_env(localhost_only=True)}
+    if os.environ.get("ROS_DISTRO") == "humble":
+        env["ROS_LOCALHOST_ONLY"] = "1"  # deprecated (and warned about) from Jazzy on
+    else:
+        env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
+    return env
+
+
+def node_command() -> list[str]:
+    """How a user starts the node here: the installed executable beside this Python, else on PATH."""
+    beside = Path(sys.executable).parent / "headpose_node"
+    if beside.exists():
+        return [str(beside)]
+    found = shutil.which("headpose_node")
+    if found:
+        return [found]
+    return [sys.executable, "-m", "headpose_ros.ros.node"]
+
+
+class NodeProcess:
+    """headpose_node in its own process, with its output in a log file.
+
+    params: -p overrides (name -> value); remaps: -r from:=to.
+    """
+
+    def __init__(self, params_file: Path | None = None, params: dict | None = None, remaps: dict | None = None,
+                 env: dict | None = None, name: str = "headpose_node"):
+        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        args = node_command() + ["--ros-args", "-r", f"__node:={name}"]
+        if params_file is not None:
+            args += ["--params-file", str(params_file)]
+        for key, value in (params or {}).items():
+            args += ["-p", f"{key}:={_param_literal(value)}"]
+        for src, dst in (remaps or {}).items():
+            args += ["-r", f"{src}:={dst}"]
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.process: subprocess.Popen | None = None
+
+    def __enter__(self) -> "NodeProcess":
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=self._log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> int | None:
+        """SIGINT (what Ctrl-C sends), then SIGKILL if it does not end in `timeout` s."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+    def output(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _param_literal(value) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return value if value else '""'
+    return repr(value)
+
+
+def image_msg(rgb: np.ndarray, stamp, frame_id: str, encoding: str = "rgb8") -> Image:
+    """An Image message of an (h, w, 3) uint8 RGB array, in rgb8 or bgr8."""
+    pixels = rgb if encoding == "rgb8" else np.ascontiguousarray(rgb[:, :, ::-1])
+    h, w = pixels.shape[:2]
+    msg = Image(height=h, width=w, encoding=encoding, is_bigendian=0, step=w * 3)
+    msg.header = Header(stamp=stamp, frame_id=frame_id)
+    msg.data = pixels.tobytes()
+    return msg
+
+
+def camera_info_msg(camera: CameraModel, stamp, frame_id: str) -> CameraInfo:
+    msg = CameraInfo(width=int(camera.width), height=int(camera.height))
+    msg.header = Header(stamp=stamp, frame_id=frame_id)
+    msg.distortion_model = camera.distortion_model
+    msg.d = [float(v) for v in camera.D]
+    msg.k = [float(v) for v in camera.K.ravel()]
+    msg.r = [float(v) for v in np.eye(3).ravel()]
+    P = np.zeros((3, 4))
+    P[:, :3] = camera.K
+    msg.p = [float(v) for v in P.ravel()]
+    return msg
+
+
+def optical_frame_static_tf(stamp, body_frame: str, optical_frame: str) -> TransformStamped:
+    """body (x forward, z up) -> optical (x right, y down, z forward), as camera drivers publish it."""
+    tf = TransformStamped()
+    tf.header.stamp = stamp
+    tf.header.frame_id = body_frame
+    tf.child_frame_id = optical_frame
+    # The optical axes in body coordinates: x_o = -y_b, y_o = -z_b, z_o = x_b.
+    q = quaternion_xyzw(np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]]))
+    tf.transform.rotation.x, tf.transform.rotation.y, tf.transform.rotation.z, tf.transform.rotation.w = (float(v) for v in q)
+    return tf
+
+
+class CameraClient(Node):
+    """Publishes a camera (Image + CameraInfo) and records what headpose_node publishes back.
+
+    heads: list of (receive time, HeadPoseArray); tf: list of (receive time, TFMessage).
+    Spins in a background thread; every method is thread-safe enough for tests.
+    """
+
+    def __init__(self, image_topic: str = "/camera/image_raw", info_topic: str = "/camera/camera_info",
+                 heads_topic: str = "/headpose_node/heads", name: str = "headpose_camera_client"):
+        super().__init__(name)
+        from tf2_msgs.msg import TFMessage
+        from diagnostic_msgs.msg import DiagnosticArray
+
+        sensor = QoSProfile(depth=1, reliability=ReliabilityPolicy.BEST_EFFORT)
+        self.image_pub = self.create_publisher(Image, image_topic, sensor)
+        self.info_pub = self.create_publisher(CameraInfo, info_topic, sensor)
+        self.static_pub = self.create_publisher(
+            TFMessage, "/tf_static", QoSProfile(depth=1, durability=DurabilityPolicy.TRANSIENT_LOCAL))
+        self.heads_topic = heads_topic
+        self.heads: list[tuple[float, HeadPoseArray]] = []
+        self.tf: list[tuple[float, TFMessage]] = []
+        self.diagnostics: list[DiagnosticArray] = []
+        self._lock = threading.RLock()  # predicates given to wait_until may call heads_for()
+        self._callbacks: list[Callable[[float, HeadPoseArray], None]] = []
+        self.create_subscription(HeadPoseArray, heads_topic, self._on_heads, 50)
+        self.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS)
+        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        self._executor = SingleThreadedExecutor(context=self.context)
+        self._executor.add_node(self)
+        self._thread = threading.Thread(target=self._spin, daemon=True)
+        self._running = True
+        self._thread.start()
+
+    def _spin(self) -> None:
+        while self._running and rclpy.ok(context=self.context):
+            self._executor.spin_once(timeout_sec=0.05)
+
+    def close(self) -> None:
+        self._running = False
+        self._thread.join(timeout=2)
+        self._executor.remove_node(self)
+        self.destroy_node()
+
+    def on_heads(self, callback: Callable[[float, HeadPoseArray], None]) -> None:
+        self._callbacks.append(callback)
+
+    def _on_heads(self, msg: HeadPoseArray) -> None:
+        now = time.monotonic()
+        with self._lock:
+            self.heads.append((now, msg))
+        for cb in self._callbacks:
+            cb(now, msg)
+
+    def _on_tf(self, msg) -> None:
+        with self._lock:
+            self.tf.append((time.monotonic(), msg))
+
+    def _on_diag(self, msg) -> None:
+        with self._lock:
+            self.diagnostics.append(msg)
+
+    def publish_frame(self, rgb: np.ndarray, camera: CameraModel, stamp, frame_id: str = "camera_optical_frame",
+                      encoding: str = "rgb8", send_info: bool = True) -> Image:
+        """Camera info first, then the image, both with the same stamp (as camera drivers do)."""
+        if send_info:
+            self.info_pub.publish(camera_info_msg(camera, stamp, frame_id))
+        msg = image_msg(rgb, stamp, frame_id, encoding)
+        self.image_pub.publish(msg)
+        return msg
+
+    def wait_for_node(self, node: NodeProcess | None, timeout: float = 60.0) -> None:
+        """Until the node subscribes to the image topic (models loaded); raises if it dies or times out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if node is not None and not node.alive():
+                raise RuntimeError(f"headpose_node exited with status {node.process.returncode}:\n{node.output()[-3000:]}")
+            if self.image_pub.get_subscription_count() > 0 and self.count_publishers(self.heads_topic) > 0:
+                time.sleep(0.2)  # let our subscription match the node's publisher too
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"headpose_node did not subscribe to {self.image_pub.topic_name} within {timeout:.0f} s")
+
+    def wait_until(self, predicate: Callable[[], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                if predicate():
+                    return True
+            time.sleep(0.02)
+        with self._lock:
+            return predicate()
+
+    def heads_for(self, stamp) -> HeadPoseArray | None:
+        """The HeadPoseArray whose header stamp equals `stamp`, if it arrived."""
+        with self._lock:
+            for _, msg in self.heads:
+                if msg.header.stamp.sec == stamp.sec and msg.header.stamp.nanosec == stamp.nanosec:
+                    return msg
+        return None

@@ -1,0 +1,198 @@
+"""``headpose-ros demo``: the node, over real DDS, on a built-in sequence, a video file or a camera.
+
+It starts headpose_node as its own process (exactly as ``ros2 run`` would),
+publishes Image + CameraInfo from a camera source, prints one line per frame
+as the node's HeadPoseArray comes back, and writes annotated frames (box,
+projected face axes, id, angles) to the output folder.
+
+The built-in sequence is the astronaut photo that ships in scikit-image
+(public domain, NASA): panned across a 640x480 frame, rotated in-plane and
+mirrored, seen by an ideal 60 degree camera.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from ..cli import CommandError
+
+FRAME_SIZE = (640, 480)
+DEMO_FOV_DEG = 60.0
+OPTICAL_FRAME = "camera_optical_frame"
+BODY_FRAME = "camera_link"
+
+
+def add_arguments(parser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--video", type=Path, metavar="FILE", help="a video file (any format OpenCV reads)")
+    source.add_argument("--camera", type=int, metavar="N", help="an OpenCV camera index (e.g. 0 for /dev/video0)")
+    parser.add_argument("--camera-info", type=Path, metavar="YAML",
+                        help="calibration of --video/--camera (camera_calibration_parsers YAML); "
+                             f"without it an ideal {DEMO_FOV_DEG:.0f} degree camera is assumed")
+    parser.add_argument("--frames", type=int, default=120, help="frames to publish (default: 120)")
+    parser.add_argument("--rate", type=float, default=15.0, help="publishing rate in Hz (default: 15)")
+    parser.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for annotated frames (default: out/demo)")
+    parser.add_argument("--backend", default="landmarks", help="estimation method (default: landmarks)")
+    parser.add_argument("--params-file", type=Path, help="node parameters (default: config/headpose.yaml)")
+    parser.add_argument("--isolated", action="store_true",
+                        help="use a random ROS_DOMAIN_ID and localhost-only discovery")
+
+
+def builtin_sequence(photo_rgb: np.ndarray, frames: int) -> Iterator[np.ndarray]:
+    """640x480 RGB frames: the photo panned left to right, then rotated +-25 degrees, then mirrored."""
+    w, h = FRAME_SIZE
+    face = photo_rgb
+    scale = 0.9 * h / face.shape[0]
+    for i in range(frames):
+        phase = i / max(1, frames - 1)
+        if phase < 0.4:  # pan
+            dx, angle, mirror = (phase / 0.4 - 0.5) * 0.5 * w, 0.0, False
+        elif phase < 0.8:  # rotate in-plane
+            dx, angle, mirror = 0.0, 25.0 * math.sin((phase - 0.4) / 0.4 * 2 * math.pi), False
+        else:  # mirrored, panning back
+            dx, angle, mirror = (0.5 - (phase - 0.8) / 0.2) * 0.3 * w, 0.0, True
+        src = face[:, ::-1] if mirror else face
+        import cv2
+
+        M = cv2.getRotationMatrix2D((src.shape[1] / 2, src.shape[0] / 2), angle, scale)
+        M[0, 2] += w / 2 - src.shape[1] / 2 + dx
+        M[1, 2] += h / 2 - src.shape[0] / 2
+        yield cv2.warpAffine(np.ascontiguousarray(src), M, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(40, 40, 40))
+
+
+def _source(args) -> tuple[Iterator[np.ndarray], "CameraModel", str]:
+    import cv2
+
+    from ..core.camera import CameraModel, CameraModelError
+
+    if args.video is None and args.camera is None:
+        from .. import assets
+
+        try:
+            photo = cv2.cvtColor(cv2.imread(str(assets.photo_path("astronaut"))), cv2.COLOR_BGR2RGB)
+        except assets.AssetError as exc:
+            raise CommandError(str(exc)) from None
+        camera = CameraModel.from_field_of_view(*FRAME_SIZE, DEMO_FOV_DEG, OPTICAL_FRAME)
+        head_and_shoulders = photo[0:320, 56:456]  # the 512x512 photo's upper part, face near its centre
+        return builtin_sequence(head_and_shoulders, args.frames), camera, "built-in astronaut sequence"
+    cap = cv2.VideoCapture(str(args.video) if args.video is not None else args.camera)
+    if not cap.isOpened():
+        raise CommandError(f"cannot open {'video ' + str(args.video) if args.video else 'camera ' + str(args.camera)}")
+    ok, first = cap.read()
+    if not ok:
+        raise CommandError("the source gave no frame")
+    h, w = first.shape[:2]
+    if args.camera_info:
+        try:
+            camera = CameraModel.from_yaml(args.camera_info).validated()
+        except CameraModelError as exc:
+            raise CommandError(str(exc)) from None
+    else:
+        camera = CameraModel.from_field_of_view(w, h, DEMO_FOV_DEG, OPTICAL_FRAME)
+        print(f"no --camera-info: assuming an ideal {DEMO_FOV_DEG:.0f} degree camera; distances are approximate")
+
+    def frames():
+        yield cv2.cvtColor(first, cv2.COLOR_BGR2RGB)
+        for _ in range(args.frames - 1):
+            ok, frame = cap.read()
+            if not ok:
+                return
+            yield cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+        cap.release()
+
+    return frames(), camera, str(args.video or f"camera {args.camera}")
+
+
+def run(args) -> int:
+    import cv2
+    import rclpy
+    from builtin_interfaces.msg import Time
+    from tf2_msgs.msg import TFMessage
+
+    from ..core.rotation import matrix_from_quaternion_xyzw
+    from ..core.visualization import draw_head
+    from ..ros.harness import (
+        CameraClient, NodeProcess, default_params_file, isolated_ros_env, large_image_dds_env, optical_frame_static_tf,
+    )
+
+    frames, camera, label = _source(args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    # Before rclpy.init(), and inherited by the node.
+    if args.isolated:
+        os.environ.update(isolated_ros_env())
+    elif "FASTRTPS_DEFAULT_PROFILES_FILE" not in os.environ:
+        os.environ.update(large_image_dds_env())
+    params_file = args.params_file or default_params_file()
+    sent: dict[tuple[int, int], tuple[int, float, np.ndarray]] = {}
+    latencies: list[float] = []
+    counts: list[int] = []
+
+    def on_heads(now: float, msg) -> None:
+        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        if key not in sent:
+            return
+        index, sent_at, rgb = sent.pop(key)
+        latencies.append((now - sent_at) * 1000)
+        counts.append(len(msg.heads))
+        parts = []
+        canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+        for h in msg.heads:
+            p, q = h.pose.pose.position, h.pose.pose.orientation
+            R = matrix_from_quaternion_xyzw([q.x, q.y, q.z, q.w])
+            t = np.array([p.x, p.y, p.z])
+            box = (h.roi.x_offset, h.roi.y_offset, h.roi.x_offset + h.roi.width, h.roi.y_offset + h.roi.height)
+            draw_head(canvas, camera, h.id, box, R, t)
+            parts.append(f"[{h.id}] yaw {h.yaw:+6.1f} pitch {h.pitch:+6.1f} roll {h.roll:+6.1f}  "
+                         f"t ({p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}) m  conf {h.confidence:.2f}")
+        cv2.imwrite(str(args.out / f"frame_{index:04d}.jpg"), canvas)
+        print(f"frame {index:4d}  {(now - sent_at) * 1000:5.1f} ms  {len(msg.heads)} face(s)  " + ("  ".join(parts) or "-"),
+              flush=True)
+
+    rclpy.init()
+    node = NodeProcess(params_file=params_file, params={"backend": args.backend},
+                       remaps={"image": "/camera/image_raw", "camera_info": "/camera/camera_info"})
+    client = None
+    try:
+        with node:
+            client = CameraClient()
+            client.on_heads(on_heads)
+            print(f"starting headpose_node ({' '.join(node.args)})")
+            try:
+                client.wait_for_node(node, timeout=60)
+            except (RuntimeError, TimeoutError) as exc:
+                raise CommandError(str(exc)) from None
+            client.static_pub.publish(TFMessage(transforms=[
+                optical_frame_static_tf(client.get_clock().now().to_msg(), BODY_FRAME, OPTICAL_FRAME)]))
+            print(f"publishing {label} at {args.rate:g} Hz on /camera/image_raw; annotated frames -> {args.out}/")
+            period = 1.0 / args.rate
+            next_time = time.monotonic()
+            published = 0
+            for index, rgb in enumerate(frames):
+                now_ns = time.time_ns()
+                stamp = Time(sec=now_ns // 1_000_000_000, nanosec=now_ns % 1_000_000_000)
+                sent[(stamp.sec, stamp.nanosec)] = (index, time.monotonic(), rgb)
+                client.publish_frame(rgb, camera, stamp, OPTICAL_FRAME)
+                published += 1
+                next_time += period
+                time.sleep(max(0.0, next_time - time.monotonic()))
+                if not node.alive():
+                    raise CommandError(f"headpose_node died:\n{node.output()[-3000:]}")
+            client.wait_until(lambda: not sent, timeout=2.0)
+    finally:
+        if client is not None:
+            client.close()
+        rclpy.try_shutdown()
+    faces = sum(1 for c in counts if c > 0)
+    print(f"\n{published} frames published, {len(counts)} results received "
+          f"({published - len(counts)} dropped by the newest-frame policy), {faces} with a face; "
+          f"publish->result latency median {np.median(latencies) if latencies else float('nan'):.1f} ms; "
+          f"frames in {args.out}/; node log: {node.log_path}")
+    if not counts:
+        raise CommandError(f"no result came back from headpose_node; its log:\n{node.output()[-3000:]}")
+    return 0

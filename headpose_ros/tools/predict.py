@@ -1,0 +1,80 @@
+"""``headpose-ros predict``: head poses of the faces in image files, as one JSON object.
+
+Each image is an independent single frame (no tracking across files), so
+every detected face is reported; ids are per image. Output, keyed by path:
+``[{"id", "bbox": [x0, y0, x1, y1], "quaternion": [x, y, z, w], "R": 3x3,
+"t": [x, y, z], "yaw", "pitch", "roll", "confidence"}, ...]`` where R,
+quaternion and t (metres) are the face frame in the camera optical frame and
+the angles are degrees (convention: msg/HeadPose.msg).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from ..cli import CommandError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (any format OpenCV reads)")
+    parser.add_argument("--camera-info", required=True, type=Path, metavar="CAMERA_INFO.yaml",
+                        help="camera_calibration_parsers YAML with the camera's K and D")
+    parser.add_argument("--backend", default="landmarks", help="estimation method (default: landmarks)")
+    parser.add_argument("--json", action="store_true", help="print JSON (the default and only format, kept for clarity)")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per network (default: 2)")
+    parser.add_argument("--model-dir", default="", help="directory of the .onnx models (default: the asset cache)")
+    parser.add_argument("--indent", type=int, default=None, help="indent the JSON output")
+
+
+def face_record(head) -> dict:
+    return {
+        "id": head.track_id,
+        "bbox": [round(float(v), 2) for v in head.box],
+        "quaternion": [float(v) for v in head.quaternion_xyzw],
+        "R": [[float(v) for v in row] for row in head.R],
+        "t": [float(v) for v in head.t],
+        **{k: float(v) for k, v in zip(("yaw", "pitch", "roll"), head.yaw_pitch_roll_deg)},
+        "confidence": float(head.confidence),
+    }
+
+
+def run(args) -> int:
+    import cv2
+
+    from ..assets import AssetError
+    from ..core.camera import CameraModel, CameraModelError
+    from ..core.config import EngineConfig, with_values
+    from ..core.engine import ConfigError, HeadPoseEngine
+    from ..core.inference import InferenceError
+
+    try:
+        camera = CameraModel.from_yaml(args.camera_info).validated()
+    except CameraModelError as exc:
+        raise CommandError(f"{args.camera_info}: {exc}") from None
+    # Single frames: publish on the first hit, no smoothing across files.
+    config = with_values(EngineConfig(), {
+        "backend": args.backend, "num_threads": args.threads, "model_dir": args.model_dir,
+        "tracking.min_hits": 1, "tracking.id_style": "sequential", "smoothing.enabled": False,
+    })
+    try:
+        engine = HeadPoseEngine(config)
+    except (ConfigError, InferenceError, AssetError) as exc:
+        raise CommandError(str(exc)) from None
+    results = {}
+    for path in args.images:
+        if not path.is_file():
+            raise CommandError(f"{path}: no such file")
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise CommandError(f"{path}: not an image OpenCV can read")
+        engine.reset()
+        try:
+            result = engine.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), camera, 0.0)
+        except CameraModelError as exc:
+            raise CommandError(f"{path}: {exc}") from None
+        results[str(path)] = [face_record(h) for h in result.heads]
+    json.dump(results, sys.stdout, indent=args.indent)
+    sys.stdout.write("\n")
+    return 0

@@ -1,0 +1,76 @@
+"""The headpose-ros command-line tool, run as a user runs it (a subprocess of the installed command)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from headpose_ros import assets
+from headpose_ros.core.camera import CameraModel
+from headpose_ros.core.rotation import matrix_from_quaternion_xyzw
+
+CLI = shutil.which("headpose-ros", path=str(Path(sys.executable).parent)) or "headpose-ros"
+
+
+def cli(*args, timeout=120, env=None):
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+@pytest.fixture
+def camera_yaml(tmp_path):
+    def write(width, height, fov=60.0):
+        path = tmp_path / f"camera_{width}x{height}.yaml"
+        path.write_text(yaml.safe_dump(CameraModel.from_field_of_view(width, height, fov).to_yaml_dict()))
+        return path
+    return write
+
+
+def test_predict_prints_one_json_object(prepared_assets, camera_yaml):
+    astronaut, group = assets.photo_path("astronaut"), assets.photo_path("t1")
+    out = cli("predict", "--camera-info", camera_yaml(512, 512), "--backend", "landmarks", "--json", astronaut)
+    assert out.returncode == 0, out.stderr
+    result = json.loads(out.stdout)
+    (face,) = result[str(astronaut)]
+    assert set(face) == {"id", "bbox", "quaternion", "R", "t", "yaw", "pitch", "roll", "confidence"}
+    R = np.array(face["R"])
+    np.testing.assert_allclose(matrix_from_quaternion_xyzw(face["quaternion"]), R, atol=1e-6)
+    assert face["t"][2] > 0.2 and abs(face["yaw"]) < 15 and 0 < face["confidence"] <= 1
+    x0, y0, x1, y1 = face["bbox"]
+    assert 0 <= x0 < x1 <= 512 and 0 <= y0 < y1 <= 512
+    # Several files in one call; the group photo has 6 faces.
+    out = cli("predict", "--camera-info", camera_yaml(1280, 886), "--json", group)
+    assert out.returncode == 0, out.stderr
+    assert len(json.loads(out.stdout)[str(group)]) == 6
+
+
+@pytest.mark.parametrize("problem", ["missing image", "not an image", "bad camera info", "unknown backend"])
+def test_predict_errors_are_one_line(prepared_assets, camera_yaml, tmp_path, problem):
+    image, info = assets.photo_path("astronaut"), camera_yaml(512, 512)
+    args = {"missing image": ["--camera-info", info, tmp_path / "nope.png"],
+            "not an image": ["--camera-info", info, info],
+            "bad camera info": ["--camera-info", tmp_path / "nope.yaml", image],
+            "unknown backend": ["--camera-info", info, "--backend", "magic", image]}[problem]
+    out = cli("predict", "--json", *args)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and out.stderr.startswith("headpose-ros predict: error:")
+    assert "Traceback" not in out.stderr and out.stdout == ""
+
+
+@pytest.mark.ros
+def test_demo_runs_the_node_over_dds_and_writes_frames(prepared_assets, tmp_path):
+    out = cli("demo", "--frames", 30, "--rate", 15, "--out", tmp_path / "frames", "--isolated", timeout=180)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    lines = [line for line in out.stdout.splitlines() if line.startswith("frame ")]
+    with_face = [line for line in lines if "1 face(s)" in line]
+    assert len(lines) >= 20 and len(with_face) >= 15
+    assert "yaw" in with_face[0] and "pitch" in with_face[0] and "roll" in with_face[0]
+    assert len(list((tmp_path / "frames").glob("frame_*.jpg"))) == len(lines)
