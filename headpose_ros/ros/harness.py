@@ -281,6 +281,11 @@ class CameraClient(Node):
         with self._lock:
             return predicate()
 
+    def received(self) -> tuple[list, list]:
+        """Copies of (heads, tf): (receive time, message) pairs so far."""
+        with self._lock:
+            return list(self.heads), list(self.tf)
+
     def heads_for(self, stamp) -> HeadPoseArray | None:
         """The HeadPoseArray whose header stamp equals `stamp`, if it arrived."""
         with self._lock:
