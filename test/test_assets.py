@@ -390,3 +390,24 @@ def test_cli_prepare_cached_and_error(cache, capsys, monkeypatch, tmp_path, no_s
     assert main(["prepare", "--photos"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("headpose-ros prepare: error: ") and "\n" not in err
+
+
+def test_runtime_model_descriptions_match_the_converted_models():
+    """core.models (how the engine feeds and decodes each network) agrees with assets.MODELS
+    (what the conversion produced): input name, size, layout, value range and output names."""
+    from headpose_ros.core.models import DETECTORS, FACE_MESH
+
+    for runtime in (*DETECTORS.values(), FACE_MESH):
+        spec = assets.MODELS[runtime.asset]
+        inp = runtime.input
+        assert spec.input.name == inp.name
+        assert inp.layout == "NCHW" and tuple(spec.input.shape[2:]) == (inp.size[1], inp.size[0])
+        lo = -np.asarray(inp.mean) / np.asarray(inp.std)
+        hi = (1 - np.asarray(inp.mean)) / np.asarray(inp.std)
+        np.testing.assert_allclose(lo, spec.input_range[0])
+        np.testing.assert_allclose(hi, spec.input_range[1])
+        outputs = {o.name for o in spec.outputs}
+        if runtime is FACE_MESH:
+            assert {runtime.landmarks_output, runtime.presence_output} == outputs
+        else:
+            assert {runtime.boxes_output, runtime.scores_output} == outputs

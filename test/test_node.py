@@ -199,3 +199,19 @@ def test_missing_model_fails_at_start_with_the_fix(ros, tmp_path):
     log = proc.output()
     assert proc.process.returncode == 1
     assert "cannot start" in log and "make setup" in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("param, value, fragment", [
+    ("publish_tf", 1, "parameter 'publish_tf'"),
+    ("detection.score_threshold", 2.0, "parameter 'detection.score_threshold'"),
+    ("backend", "magic", "backend 'magic' is unknown"),
+    ("wait_warning_period", 0.0, "wait_warning_period must be > 0"),
+])
+def test_bad_parameters_stop_the_start_with_one_clear_line(ros, prepared_assets, param, value, fragment):
+    # No params file: rcl merges a file's value and a -p value of another type into one
+    # variant, and rclpy then reads the file's, which would hide the type error.
+    with NodeProcess(params={param: value}, name="bad_param_node") as proc:
+        proc.process.wait(timeout=30)
+    log = proc.output()
+    assert proc.process.returncode == 1
+    assert "cannot start" in log and fragment in log and "Traceback" not in log

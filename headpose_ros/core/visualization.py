@@ -36,7 +36,8 @@ def draw_head(image_bgr: np.ndarray, camera: CameraModel, track_id: str, box, R:
     lines = [f"{track_id}  z {t[2]:.2f} m", f"y{yaw:+.0f} p{pitch:+.0f} r{roll:+.0f}"]
     if label_extra:
         lines.append(label_extra)
+    # Below the box: the axes are drawn from the sellion, which sits in the box's upper half.
     for i, text in enumerate(lines):
-        org = (x0, max(12, y0 - 8 - 16 * (len(lines) - 1 - i)))
+        org = (x0, min(image_bgr.shape[0] - 4, y1 + 16 + 16 * i))
         cv2.putText(image_bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 3, cv2.LINE_AA)
         cv2.putText(image_bgr, text, org, cv2.FONT_HERSHEY_SIMPLEX, 0.5, (255, 255, 255), 1, cv2.LINE_AA)

@@ -104,7 +104,9 @@ class NodeProcess:
 
     def __init__(self, params_file: Path | None = None, params: dict | None = None, remaps: dict | None = None,
                  env: dict | None = None, name: str = "headpose_node"):
-        self.log_path = Path(tempfile.mkstemp(prefix=f"{name}-", suffix=".log")[1])
+        fd, log = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+        os.close(fd)
+        self.log_path = Path(log)
         args = node_command() + ["--ros-args", "-r", f"__node:={name}"]
         if params_file is not None:
             args += ["--params-file", str(params_file)]

@@ -3,8 +3,8 @@
 A thin adapter: it converts messages, calls the ROS-free HeadPoseEngine and
 converts the result back. Topics (all remappable):
 
-- ``image`` (sensor_msgs/Image, subscribed, sensor-data QoS, keep last 1)
-- ``camera_info`` (sensor_msgs/CameraInfo, subscribed, sensor-data QoS, keep last 1)
+- ``image`` (sensor_msgs/Image, subscribed, best effort by default, keep last 1)
+- ``camera_info`` (sensor_msgs/CameraInfo, subscribed, the same QoS)
 - ``~/heads`` (headpose_ros/HeadPoseArray, published, reliable, depth 10)
 - ``/tf`` (face_<id> and gaze_<id>, REP-155, stamped with the image stamp)
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, once per `diagnostics_period`)
@@ -21,6 +21,7 @@ from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
 from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
+from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
 
@@ -37,7 +38,6 @@ from .messages import face_transforms, head_pose_array
 from .tf_publisher import TfPublisher
 
 
-
 def input_qos(reliability: str) -> QoSProfile:
     """Keep last 1: the newest frame only, so a slow frame never builds a backlog behind it."""
     return QoSProfile(
@@ -46,6 +46,7 @@ def input_qos(reliability: str) -> QoSProfile:
         reliability=ReliabilityPolicy.RELIABLE if reliability == "reliable" else ReliabilityPolicy.BEST_EFFORT,
         durability=DurabilityPolicy.VOLATILE,
     )
+
 
 _CHOICES = {"backend": BACKENDS, "detection.model": DETECTOR_MODELS, "tracking.id_style": ID_STYLES}
 _UNIT_INTERVAL = ("detection.score_threshold", "detection.nms_iou_threshold", "landmarks.presence_threshold",
@@ -72,14 +73,16 @@ class HeadPoseNode(Node):
     def __init__(self, **kwargs):
         super().__init__("headpose_node", **kwargs)
         self.config = self._declare_engine_parameters()
-        for name, (default, description) in NODE_PARAMETERS.items():
-            self.declare_parameter(name, default, ParameterDescriptor(description=description))
-        p = {name: self.get_parameter(name).value for name in NODE_PARAMETERS}
+        p = {name: self._declare(name, default, ParameterDescriptor(description=description))
+             for name, (default, description) in NODE_PARAMETERS.items()}
         self.camera_frame, self.publish_tf = p["camera_frame"], p["publish_tf"]
         self.face_prefix, self.gaze_prefix = p["face_frame_prefix"], p["gaze_frame_prefix"]
         self.wait_warning_period = float(p["wait_warning_period"])
         if p["image_reliability"] not in ("best_effort", "reliable"):
             raise StartupError(f"image_reliability must be best_effort or reliable, not '{p['image_reliability']}'")
+        for name in ("diagnostics_period", "wait_warning_period"):
+            if not p[name] > 0:
+                raise StartupError(f"{name} must be > 0 seconds, not {p[name]}")
         qos = input_qos(p["image_reliability"])
         try:
             self.engine = HeadPoseEngine(self.config)
@@ -87,8 +90,9 @@ class HeadPoseNode(Node):
             raise StartupError(str(exc)) from None
 
         self.stats = PipelineStats()
-        self.camera = None
+        self.camera = None  # the latest usable CameraModel
         self.camera_problem = "no CameraInfo received yet"
+        self.camera_info_received = False
         self.camera_info_frame = ""
         self._started = time.monotonic()
         self._last_image_time: float | None = None
@@ -120,16 +124,24 @@ class HeadPoseNode(Node):
                 descriptor.additional_constraints = "one of: " + ", ".join(_CHOICES[name])
             if name in _UNIT_INTERVAL:
                 descriptor.floating_point_range = [FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]
-            try:
-                values[name] = self.declare_parameter(name, default, descriptor).value
-            except ParameterException as exc:
-                raise StartupError(f"parameter '{name}': {exc} (expected a {type(default).__name__})") from None
+            values[name] = self._declare(name, default, descriptor)
         # Value checks beyond the descriptors (choices, ranges) happen in EngineConfig.problems().
         return with_values(defaults, values)
+
+    def _declare(self, name: str, default, descriptor: ParameterDescriptor):
+        """Declare one parameter and return its value; a value of the wrong type stops the start-up clearly."""
+        # Typed by its default (as declare_parameter without a descriptor would be), so that
+        # `-p publish_tf:=1` is refused instead of silently becoming an integer.
+        descriptor.type = Parameter.Type.from_parameter_value(default).value
+        try:
+            return self.declare_parameter(name, default, descriptor).value
+        except ParameterException as exc:
+            raise StartupError(f"parameter '{name}': {exc} (expected a {type(default).__name__})") from None
 
     # -- callbacks ----------------------------------------------------------------------------
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
+        self.camera_info_received = True
         camera = camera_from_info(
             msg.k, msg.d, msg.width, msg.height, msg.distortion_model, msg.header.frame_id,
             msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height,
@@ -239,7 +251,7 @@ class HeadPoseNode(Node):
             "images received": self.stats.total_received,
             "images processed": self.stats.total_processed,
             "images dropped": sum(self.stats.dropped.values()),
-            "intrinsics": "ok" if self.camera is not None else ("missing" if "no CameraInfo" in self.camera_problem else "invalid"),
+            "intrinsics": "ok" if self.camera is not None else ("invalid" if self.camera_info_received else "missing"),
             "last error": self.stats.last_error or "none",
         }
         values.update({f"dropped: {k}": v for k, v in self.stats.dropped.items()})

@@ -1,7 +1,8 @@
 """``headpose-ros predict``: head poses of the faces in image files, as one JSON object.
 
-Each image is an independent single frame (no tracking across files), so
-every detected face is reported; ids are per image. Output, keyed by path:
+Each image is an independent single frame (no tracking or smoothing across
+files), so every detected face is reported; ids are sequential within one
+call (0001, 0002, ...). Output, keyed by path:
 ``[{"id", "bbox": [x0, y0, x1, y1], "quaternion": [x, y, z, w], "R": 3x3,
 "t": [x, y, z], "yaw", "pitch", "roll", "confidence"}, ...]`` where R,
 quaternion and t (metres) are the face frame in the camera optical frame and
