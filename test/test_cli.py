@@ -87,3 +87,23 @@ def test_bench_prints_every_stage_and_writes_json(prepared_assets, tmp_path):
     assert result["engine"]["faces"] == 1.0
     assert result["reference"]["faces"] == 1.0 and result["speedup_vs_reference"] > 0
     assert result["ros"]["answered"] > 0 and result["ros"]["publish_to_tf"]["n"] > 0
+
+
+@pytest.mark.ros
+def test_demo_takes_a_video_file(prepared_assets, tmp_path, photo):
+    import cv2
+
+    from support import astronaut_frame
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 15, (640, 480))
+    assert writer.isOpened()
+    for k in range(20):
+        writer.write(cv2.cvtColor(astronaut_frame(photo, angle_deg=k), cv2.COLOR_RGB2BGR))
+    writer.release()
+    out = cli("demo", "--video", video, "--frames", 20, "--out", tmp_path / "frames", "--isolated", timeout=180)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "no --camera-info: assuming an ideal 60 degree camera" in out.stdout
+    assert sum("1 face(s)" in line for line in out.stdout.splitlines()) >= 12
+    missing = cli("demo", "--video", tmp_path / "missing.avi", "--isolated")
+    assert missing.returncode == 2 and "cannot open video" in missing.stderr
