@@ -17,6 +17,7 @@ COMMANDS = {
     "predict": ("headpose_ros.tools.predict", "estimate head poses on image files, print JSON"),
     "bench": ("headpose_ros.tools.bench", "time every stage and the node end to end"),
     "demo": ("headpose_ros.tools.demo", "run the node over DDS on a built-in image sequence, a video or a camera"),
+    "export-hopenet": ("headpose_ros.tools.export_hopenet", "convert the authors' Hopenet checkpoint to ONNX"),
 }
 
 
