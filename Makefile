@@ -85,7 +85,7 @@ help:
 	@echo "          messages and the package into it, and run 'headpose-ros prepare' (models)"
 	@echo "  test    setup, then run the test suite: .venv/bin/python -m pytest test -ra"
 	@echo "          (more pytest arguments: make test PYTEST_ARGS='-k pnp -x')"
-	@echo "  demo    setup, then 'headpose-ros demo' (arguments: make demo DEMO_ARGS='--help')"
+	@echo "  demo    setup, then 'headpose-ros demo' (make demo BACKEND=hopenet, DEMO_ARGS='--help')"
 	@echo "  clean   remove .venv/ and build leftovers (the model cache outside the tree stays)"
 	@echo "PYTHON=$(PYTHON) makes the venv (CPython 3.10 to 3.12). Mode now: $(MODE)"
 
@@ -185,8 +185,10 @@ test: setup
 	  $(VPY) -m pytest test -ra $(PYTEST_ARGS)
 
 DEMO_ARGS ?=
+# make demo BACKEND=hopenet (or fusion): the estimation method, as the launch file's backend:=
+BACKEND ?= landmarks
 demo: setup
-	$(RUN) $(VENV)/bin/headpose-ros demo $(DEMO_ARGS)
+	$(RUN) $(VENV)/bin/headpose-ros demo --backend $(BACKEND) $(DEMO_ARGS)
 
 # --- clean ------------------------------------------------------------------------
 

@@ -34,3 +34,26 @@ def single_frame_config(**overrides) -> EngineConfig:
     values = {"tracking.min_hits": 1, "tracking.id_style": "sequential"}
     values.update(overrides)
     return with_values(EngineConfig(), values)
+
+
+def render_camera(width=640, height=480, fov=60.0):
+    from headpose_ros.core.camera import CameraModel
+
+    return CameraModel.from_field_of_view(width, height, fov, "camera_optical_frame")
+
+
+def textured_astronaut(photo):
+    """The metric face model textured from the astronaut photo's face mesh landmarks."""
+    from headpose_ros import assets
+    from headpose_ros.core.detection import FaceDetector
+    from headpose_ros.core.face_model import load_face_model
+    from headpose_ros.core.inference import OnnxRuntimeEngine
+    from headpose_ros.core.landmarks import LandmarkEstimator
+    from headpose_ros.core.models import BLAZEFACE_FULL_RANGE, FACE_MESH
+    from headpose_ros.core.render import textured_face
+
+    image = photo("astronaut")
+    detector = FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntimeEngine(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
+    mesh = LandmarkEstimator(FACE_MESH, OnnxRuntimeEngine(assets.model_path(FACE_MESH.asset)))
+    landmarks = mesh.estimate(image, detector.detect(image)).points[0]
+    return textured_face(image, landmarks, load_face_model())

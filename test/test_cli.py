@@ -50,15 +50,23 @@ def test_predict_prints_one_json_object(prepared_assets, camera_yaml):
     out = cli("predict", "--camera-info", camera_yaml(1280, 886), "--json", group)
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)[str(group)]) == 6
+    # The network backends answer in the same format and the same frame.
+    for backend in ("hopenet", "fusion"):
+        out = cli("predict", "--camera-info", camera_yaml(512, 512), "--backend", backend, "--json", astronaut)
+        assert out.returncode == 0, out.stderr
+        (other,) = json.loads(out.stdout)[str(astronaut)]
+        assert set(other) == set(face) and abs(other["yaw"] - face["yaw"]) < 10
 
 
-@pytest.mark.parametrize("problem", ["missing image", "not an image", "bad camera info", "unknown backend"])
+@pytest.mark.parametrize("problem", ["missing image", "not an image", "bad camera info", "unknown backend",
+                                     "tensorrt without a GPU"])
 def test_predict_errors_are_one_line(prepared_assets, camera_yaml, tmp_path, problem):
     image, info = assets.photo_path("astronaut"), camera_yaml(512, 512)
     args = {"missing image": ["--camera-info", info, tmp_path / "nope.png"],
             "not an image": ["--camera-info", info, info],
             "bad camera info": ["--camera-info", tmp_path / "nope.yaml", image],
-            "unknown backend": ["--camera-info", info, "--backend", "magic", image]}[problem]
+            "unknown backend": ["--camera-info", info, "--backend", "magic", image],
+            "tensorrt without a GPU": ["--camera-info", info, "--engine", "tensorrt", image]}[problem]
     out = cli("predict", "--json", *args)
     assert out.returncode == 2
     assert out.stderr.count("\n") == 1 and out.stderr.startswith("headpose-ros predict: error:")
@@ -79,12 +87,18 @@ def test_demo_runs_the_node_over_dds_and_writes_frames(prepared_assets, tmp_path
 @pytest.mark.ros
 def test_bench_prints_every_stage_and_writes_json(prepared_assets, tmp_path):
     """The benchmark runs end to end (figures are printed, never asserted: the machine is shared)."""
-    out = cli("bench", "--frames", 5, "--warmup", 2, "--ros-frames", 15, "--json", tmp_path / "bench.json", timeout=300)
+    out = cli("bench", "--backends", "landmarks,hopenet,fusion", "--faces", "1,3", "--frames", 4, "--warmup", 1,
+              "--ros-frames", 15, "--json", tmp_path / "bench.json", timeout=300)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
-    for stage in ("detect", "landmarks", "pnp", "track", "smooth", "end_to_end"):
+    for stage in ("detect", "landmarks", "pnp", "network", "track", "smooth", "end_to_end"):
         assert f"  {stage} " in out.stdout
     result = json.loads((tmp_path / "bench.json").read_text())
-    assert result["engine"]["faces"] == 1.0
+    engine = result["engine"]
+    for backend in ("landmarks", "hopenet", "fusion"):
+        assert engine[f"{backend}/1"]["faces"] == 1.0 and engine[f"{backend}/3"]["faces"] == 3.0
+        assert engine[f"{backend}/scaling"] > 0
+    assert {"network", "detect"} <= set(engine["hopenet/3"]["stages"])
+    assert result["naive_network"]["3"]["ratio"] > 0
     assert result["reference"]["faces"] == 1.0 and result["speedup_vs_reference"] > 0
     assert result["ros"]["answered"] > 0 and result["ros"]["publish_to_tf"]["n"] > 0
 

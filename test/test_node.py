@@ -215,3 +215,24 @@ def test_bad_parameters_stop_the_start_with_one_clear_line(ros, prepared_assets,
     log = proc.output()
     assert proc.process.returncode == 1
     assert "cannot start" in log and fragment in log and "Traceback" not in log
+
+
+@pytest.mark.parametrize("backend", ["hopenet", "fusion"])
+def test_network_backends_through_the_node(ros, photo, backend):
+    camera = CameraModel.from_field_of_view(640, 480, 60.0, FRAME)
+    remaps = {"image": f"/{backend}/image", "camera_info": f"/{backend}/camera_info"}
+    with NodeProcess(default_params_file(), params={"backend": backend}, remaps=remaps,
+                     name=f"{backend}_node") as proc:
+        c = CameraClient(remaps["image"], remaps["camera_info"], f"/{backend}_node/heads", name=f"{backend}_client")
+        try:
+            c.wait_for_node(proc, timeout=60)
+            msg, _ = estimate(c, astronaut_frame(photo), camera)
+        finally:
+            c.close()
+    head = only_head(msg)
+    assert head.method == backend and abs(head.yaw) < 12
+    cov = np.array(head.pose.covariance).reshape(6, 6)
+    assert np.all(np.diag(cov) > 0)
+    log = proc.output()
+    assert "engine auto" in log and "onnxruntime" in log  # which runtime was picked, and why
+    assert "Traceback" not in log

@@ -14,9 +14,11 @@ from .filtering import OneEuroSettings
 from .pnp import PnPSettings
 from .tracking import TrackerSettings
 
-BACKENDS = ("landmarks",)
+BACKENDS = ("landmarks", "hopenet", "fusion")
 DETECTOR_MODELS = ("full_range", "short_range")
 ID_STYLES = ("random", "sequential")
+ENGINES = ("auto", "onnxruntime", "tensorrt")
+NETWORKS = ("whenet", "hopenet")
 
 
 @dataclass(frozen=True)
@@ -88,18 +90,51 @@ class PnPConfig:
 
 
 @dataclass(frozen=True)
+class InferenceConfig:
+    engine: str = "auto"
+    """Runtime of every network: auto (TensorRT when tensorrt and an NVIDIA GPU are present, else ONNX Runtime), onnxruntime or tensorrt."""
+    fp16: bool = True
+    """TensorRT only: build FP16 engines where the GPU supports them."""
+    engine_cache_dir: str = ""
+    """TensorRT only: where built engines are cached; empty uses <asset cache>/tensorrt."""
+
+
+@dataclass(frozen=True)
+class HopenetConfig:
+    network: str = "whenet"
+    """Network of the hopenet and fusion backends: whenet (built in, converted at setup) or hopenet (the authors' weights, see model_file)."""
+    model_file: str = ""
+    """ONNX file of the network; empty uses the built-in WHENet. For hopenet: the file `headpose-ros export-hopenet` wrote."""
+    face_width_m: float = 0.155
+    """Width (m) a detector box spans at the face's depth: the prior that turns box size into distance."""
+    sellion_offset: float = -0.19
+    """Vertical offset of the sellion from the box centre, as a fraction of the box height (negative is up)."""
+    depth_rel_sigma: float = 0.10
+    """Relative standard deviation of the box-size distance, reported in the covariance."""
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    max_landmark_yaw_deg: float = 30.0
+    """Up to this |yaw| (by the network), landmark PnP gives the pose; beyond it, the network's rotation is kept and only the position is fitted to the landmarks."""
+
+
+@dataclass(frozen=True)
 class EngineConfig:
     backend: str = "landmarks"
-    """Estimation method: landmarks (face mesh + solvePnP with the camera's K and D)."""
+    """Estimation method: landmarks (face mesh + solvePnP with K and D), hopenet (a Hopenet-family network; distance from the box size) or fusion (landmark PnP, with the network's rotation where landmarks fail)."""
     num_threads: int = 2
     """CPU threads each network may use (ONNX Runtime intra-op threads)."""
     model_dir: str = ""
     """Directory holding the converted .onnx models; empty uses the asset cache filled by `make setup`."""
+    inference: InferenceConfig = field(default_factory=InferenceConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
     pnp: PnPConfig = field(default_factory=PnPConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
+    hopenet: HopenetConfig = field(default_factory=HopenetConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
 
     def problems(self) -> list[str]:
         """What is wrong with these settings; empty when they are usable."""
@@ -108,6 +143,16 @@ class EngineConfig:
             found.append(f"backend '{self.backend}' is unknown (choose {', '.join(BACKENDS)})")
         if self.detection.model not in DETECTOR_MODELS:
             found.append(f"detection.model '{self.detection.model}' is unknown (choose {', '.join(DETECTOR_MODELS)})")
+        if self.inference.engine not in ENGINES:
+            found.append(f"inference.engine '{self.inference.engine}' is unknown (choose {', '.join(ENGINES)})")
+        if self.hopenet.network not in NETWORKS:
+            found.append(f"hopenet.network '{self.hopenet.network}' is unknown (choose {', '.join(NETWORKS)})")
+        elif self.hopenet.network == "hopenet" and not self.hopenet.model_file and self.backend != "landmarks":
+            found.append("hopenet.network is hopenet but hopenet.model_file is empty: export the authors' weights "
+                         "with `headpose-ros export-hopenet hopenet_robust_alpha1.pkl -o hopenet.onnx` and set "
+                         "hopenet.model_file to that file")
+        if self.hopenet.face_width_m <= 0:
+            found.append("hopenet.face_width_m must be > 0")
         if self.tracking.id_style not in ID_STYLES:
             found.append(f"tracking.id_style '{self.tracking.id_style}' is unknown (choose {', '.join(ID_STYLES)})")
         for name in ("detection.score_threshold", "landmarks.presence_threshold"):

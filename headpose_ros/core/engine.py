@@ -11,15 +11,16 @@ from pathlib import Path
 
 import numpy as np
 
-from .backends import LandmarkPnPBackend, PoseBackend
+from .backends import FusionBackend, LandmarkPnPBackend, NetworkBackend, PoseBackend
 from .camera import CameraModel, CameraModelError
 from .config import EngineConfig
 from .detection import FaceDetector
 from .face_model import load_face_model
 from .filtering import PoseFilter
-from .inference import OnnxRuntimeEngine
+from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator
+from .inference import create_engine
 from .landmarks import LandmarkEstimator
-from .models import DETECTORS, FACE_MESH
+from .models import DETECTORS, FACE_MESH, HEADPOSE_NETWORKS
 from .rotation import quaternion_xyzw, yaw_pitch_roll_deg
 from .tracking import FaceTracker, random_ids, sequential_ids
 
@@ -97,16 +98,17 @@ class HeadPoseEngine:
     backwards (a replayed bag, a restarted clock) resets every track.
     """
 
-    def __init__(self, config: EngineConfig = EngineConfig()):
+    def __init__(self, config: EngineConfig = EngineConfig(), log=print):
         problems = config.problems()
         if problems:
             raise ConfigError("; ".join(problems))
         self.config = config
+        self._log = log
         det_model = DETECTORS[config.detection.model]
         d = config.detection
         self.detector = FaceDetector(
             det_model,
-            OnnxRuntimeEngine(resolve_model(det_model.asset, config.model_dir), threads=config.num_threads),
+            self._engine(resolve_model(det_model.asset, config.model_dir), max_batch=1),
             score_threshold=d.score_threshold,
             nms_iou_threshold=d.nms_iou_threshold,
             max_faces=d.max_faces,
@@ -122,20 +124,40 @@ class HeadPoseEngine:
         )
         self._last_stamp: float | None = None
 
+    def _engine(self, path: Path, max_batch: int):
+        """The runtime for one network, as the inference settings ask (see core.inference.create_engine)."""
+        i = self.config.inference
+        return create_engine(path, kind=i.engine, threads=self.config.num_threads, max_batch=max_batch,
+                             fp16=i.fp16, cache_dir=i.engine_cache_dir or None, log=self._log)
+
     def _make_backend(self, config: EngineConfig) -> PoseBackend:
-        mesh = LandmarkEstimator(
-            FACE_MESH,
-            OnnxRuntimeEngine(resolve_model(FACE_MESH.asset, config.model_dir), threads=config.num_threads),
-        )
-        return LandmarkPnPBackend(mesh, load_face_model(), config.pnp.settings(), config.landmarks.presence_threshold)
+        faces = config.detection.max_faces
+        landmarks = network = None
+        if config.backend in ("landmarks", "fusion"):
+            mesh = LandmarkEstimator(FACE_MESH, self._engine(resolve_model(FACE_MESH.asset, config.model_dir), faces))
+            landmarks = LandmarkPnPBackend(mesh, load_face_model(), config.pnp.settings(),
+                                           config.landmarks.presence_threshold)
+        if config.backend in ("hopenet", "fusion"):
+            h = config.hopenet
+            model = HEADPOSE_NETWORKS[h.network]
+            path = Path(h.model_file).expanduser() if h.model_file else resolve_model(model.asset, config.model_dir)
+            prior = BoxDistancePrior(h.face_width_m, h.sellion_offset, h.depth_rel_sigma)
+            network = NetworkBackend(HeadPoseNetEstimator(model, self._engine(path, faces)), prior)
+        if config.backend == "fusion":
+            return FusionBackend(landmarks, network, config.fusion.max_landmark_yaw_deg)
+        return landmarks or network
 
     def describe(self) -> dict[str, str]:
         """Models and runtimes in use, for logs and diagnostics."""
-        return {
-            "backend": self.backend.method,
-            "detector": f"{self.detector.model.asset} ({self.detector.engine.name})",
-            "landmarks": f"{FACE_MESH.asset} ({self.backend.landmarks.engine.name})",
-        }
+        out = {"backend": self.backend.method,
+               "detector": f"{self.detector.model.asset} ({self.detector.engine.name})"}
+        for part in (self.backend, getattr(self.backend, "landmarks", None), getattr(self.backend, "network", None)):
+            if isinstance(part, LandmarkPnPBackend):
+                out["landmarks"] = f"{FACE_MESH.asset} ({part.landmarks.engine.name})"
+            elif isinstance(part, NetworkBackend):
+                est = part.network
+                out["network"] = f"{est.model.asset} ({est.engine.name})"
+        return out
 
     def reset(self) -> list[str]:
         """Forget every track; returns the ids that ended."""

@@ -183,3 +183,133 @@ def letterbox(image_rgb: np.ndarray, size: tuple[int, int]) -> tuple[np.ndarray,
     sx, sy = nw / w, nh / h
     A = np.array([[sx, 0.0, 0.5 * sx - 0.5 + x0], [0.0, sy, 0.5 * sy - 0.5 + y0]])
     return out, A
+
+
+@dataclass(frozen=True)
+class AngleBins:
+    """One angle classified into bins: angle = E[bin index] * width_deg + offset_deg (softmax expectation).
+
+    output: the network output holding this angle's logits, (n, count).
+    """
+
+    output: str
+    count: int
+    width_deg: float
+    offset_deg: float
+
+    def decode(self, logits: np.ndarray) -> np.ndarray:
+        """(n, count) logits -> (n,) expected angle in degrees under the softmax."""
+        z = np.asarray(logits, dtype=np.float64).reshape(-1, self.count)
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        return p @ (np.arange(self.count) * self.width_deg + self.offset_deg)
+
+
+@dataclass(frozen=True)
+class CropRule:
+    """How a face box becomes the network's crop: each side pushed out by a fraction of the box size.
+
+    left/right are fractions of the box width, top/bottom of its height; the
+    crop is then resized to the network input (no aspect-ratio change, as the
+    networks were trained).
+    """
+
+    left: float
+    top: float
+    right: float
+    bottom: float
+
+    def apply(self, boxes: np.ndarray) -> np.ndarray:
+        """(n, 4) xyxy boxes -> (n, 4) crop boxes, pixels (not clipped to the image)."""
+        b = np.asarray(boxes, dtype=np.float64)
+        w, h = b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]
+        return np.stack([b[:, 0] - self.left * w, b[:, 1] - self.top * h,
+                         b[:, 2] + self.right * w, b[:, 3] + self.bottom * h], axis=1)
+
+
+@dataclass(frozen=True)
+class EulerConvention:
+    """How a network's (yaw, pitch, roll) become a rotation in the camera optical frame.
+
+    R = euler2mat(a0, a1, a2, axes) @ FACING_CAMERA, where (a0, a1, a2) are the
+    network's angles named by `order`, in radians, each times its `signs` entry;
+    `axes` is a transforms3d axes code in the camera optical frame (x right,
+    y down, z forward). The result is relative to the viewing ray the crop was
+    taken along, as the networks were trained on centred crops.
+    """
+
+    axes: str
+    order: tuple[str, str, str]
+    signs: tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class HeadPoseNetModel:
+    """A Hopenet-family network: a face crop in, binned yaw, pitch and roll out.
+
+    asset: the model's name in the asset cache (or a file name the user supplies).
+    mae_deg: the mean absolute error its authors published on AFLW2000; the
+        reported rotation standard deviation is 1.25 times it (the ratio of
+        standard deviation to mean absolute deviation for Gaussian errors).
+    """
+
+    asset: str
+    input: ImageInput
+    crop: CropRule
+    yaw: AngleBins
+    pitch: AngleBins
+    roll: AngleBins
+    convention: EulerConvention
+    mae_deg: float
+
+    @property
+    def outputs(self) -> tuple[str, str, str]:
+        return self.yaw.output, self.pitch.output, self.roll.output
+
+
+IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+
+# The 300W-LP / AFLW2000 convention that Hopenet and WHENet were trained in:
+# R = Rx(-pitch) Ry(yaw) Rz(roll) about the camera axes (roll first), applied to
+# a face looking straight into the camera. Their yaw > 0 turns the nose to the
+# image's left, pitch > 0 looks up, roll > 0 is clockwise on screen: all three
+# opposite to this package's angles (msg/HeadPose.msg). Checked against the
+# landmark backend on real photos and on renders of known pose (tests).
+HOPENET_CONVENTION = EulerConvention(axes="szyx", order=("roll", "yaw", "pitch"), signs=(1.0, 1.0, -1.0))
+
+# WHENet (Zhou & Gregson 2020): EfficientNet-B0, full-range yaw in 120 bins of
+# 3 degrees from -180, pitch and roll in 66 bins of 3 degrees from -99.
+# The crop is the face box padded by 20% of its width left and right and 10%
+# of its height above and below; input 224x224 RGB, ImageNet normalisation.
+WHENET = HeadPoseNetModel(
+    asset="whenet",
+    input=ImageInput("input", (224, 224), "NCHW", **IMAGENET),
+    crop=CropRule(left=0.2, top=0.1, right=0.2, bottom=0.1),
+    yaw=AngleBins("yaw", 120, 3.0, -180.0),
+    pitch=AngleBins("pitch", 66, 3.0, -99.0),
+    roll=AngleBins("roll", 66, 3.0, -99.0),
+    convention=HOPENET_CONVENTION,
+    mae_deg=5.42,
+)
+
+# Hopenet (Ruiz et al. 2018): ResNet-50, 66 bins of 3 degrees from -99 for each
+# angle. Weights are the authors' checkpoints, exported by
+# `headpose-ros export-hopenet`. Crop: the authors' AFLW2000 test rule (margins
+# of 0.4/0.4/0.56/0.168 around the tight 68-landmark box, then the centred
+# square of the shorter side) restated for BlazeFace boxes, whose landmark box
+# is 0.886 x 0.866 of theirs, starting 0.15 box heights below the top
+# (measured on the 12 faces of the sample photos): a square about 1.36 box
+# sides wide. 224x224, ImageNet normalisation.
+HOPENET = HeadPoseNetModel(
+    asset="hopenet",
+    input=ImageInput("input", (224, 224), "NCHW", **IMAGENET),
+    crop=CropRule(left=0.11, top=0.196, right=0.25, bottom=0.166),
+    yaw=AngleBins("yaw", 66, 3.0, -99.0),
+    pitch=AngleBins("pitch", 66, 3.0, -99.0),
+    roll=AngleBins("roll", 66, 3.0, -99.0),
+    convention=HOPENET_CONVENTION,
+    mae_deg=6.16,
+)
+
+HEADPOSE_NETWORKS = {"whenet": WHENET, "hopenet": HOPENET}

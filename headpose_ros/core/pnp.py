@@ -136,3 +136,42 @@ def _fit_statistics(obj, img, K, D, rvec, tvec) -> tuple[float, np.ndarray]:
         return rms, -np.eye(6)
     order = [3, 4, 5, 0, 1, 2]  # (rvec, tvec) -> (t, rotation)
     return rms, cov_rt[np.ix_(order, order)]
+
+
+def fit_translation(
+    image_points: np.ndarray,
+    model_points: np.ndarray,
+    camera: CameraModel,
+    R: np.ndarray,
+    t0: np.ndarray,
+    iterations: int = 8,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """The position of a face whose orientation R is known: Gauss-Newton on t alone.
+
+    image_points (n, 2) px, model_points (n, 3) m, R (3, 3), t0 (3,) m start.
+    Returns t (3,) m, its covariance (3, 3) m^2 and the reprojection RMS (px).
+    Raises PoseRejected when the fit leaves the face behind the camera.
+    """
+    obj = np.ascontiguousarray(model_points, dtype=np.float64)
+    img = np.ascontiguousarray(image_points, dtype=np.float64)
+    rvec, _ = cv2.Rodrigues(np.asarray(R, dtype=np.float64))
+    t = np.asarray(t0, dtype=np.float64).reshape(3).copy()
+    for _ in range(iterations):
+        proj, jac = cv2.projectPoints(obj, rvec, t, camera.K, camera.opencv_distortion)
+        res = (proj.reshape(-1, 2) - img).ravel()
+        J = jac[:, 3:6]
+        step = np.linalg.lstsq(J, -res, rcond=None)[0]
+        t += step
+        if np.linalg.norm(step) < 1e-7:
+            break
+    if t[2] <= 0:
+        raise PoseRejected(f"the face would be behind the camera (z = {t[2]:.3f} m)")
+    proj, jac = cv2.projectPoints(obj, rvec, t, camera.K, camera.opencv_distortion)
+    res = (proj.reshape(-1, 2) - img).ravel()
+    J = jac[:, 3:6]
+    sigma2 = float(res @ res) / max(1, res.size - 3)
+    try:
+        cov = sigma2 * np.linalg.inv(J.T @ J)
+    except np.linalg.LinAlgError:
+        cov = -np.eye(3)
+    return t, cov, float(np.sqrt(np.mean(res**2) * 2))

@@ -29,7 +29,7 @@ from headpose_ros.msg import HeadPoseArray
 
 from ..assets import AssetError
 from ..core.camera import CameraModelError
-from ..core.config import BACKENDS, DETECTOR_MODELS, ID_STYLES, EngineConfig, leaves, with_values
+from ..core.config import BACKENDS, DETECTOR_MODELS, ENGINES, ID_STYLES, NETWORKS, EngineConfig, leaves, with_values
 from ..core.engine import ConfigError, HeadPoseEngine
 from ..core.inference import InferenceError
 from .diagnostics import PipelineStats, diagnostics_message
@@ -48,7 +48,8 @@ def input_qos(reliability: str) -> QoSProfile:
     )
 
 
-_CHOICES = {"backend": BACKENDS, "detection.model": DETECTOR_MODELS, "tracking.id_style": ID_STYLES}
+_CHOICES = {"backend": BACKENDS, "detection.model": DETECTOR_MODELS, "tracking.id_style": ID_STYLES,
+            "inference.engine": ENGINES, "hopenet.network": NETWORKS}
 _UNIT_INTERVAL = ("detection.score_threshold", "detection.nms_iou_threshold", "landmarks.presence_threshold",
                   "tracking.iou_threshold")
 
@@ -85,7 +86,7 @@ class HeadPoseNode(Node):
                 raise StartupError(f"{name} must be > 0 seconds, not {p[name]}")
         qos = input_qos(p["image_reliability"])
         try:
-            self.engine = HeadPoseEngine(self.config)
+            self.engine = HeadPoseEngine(self.config, log=self.get_logger().info)
         except (ConfigError, InferenceError, AssetError, OSError, ValueError) as exc:
             raise StartupError(str(exc)) from None
 

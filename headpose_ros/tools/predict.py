@@ -22,7 +22,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("images", nargs="+", type=Path, metavar="IMAGE", help="image files (any format OpenCV reads)")
     parser.add_argument("--camera-info", required=True, type=Path, metavar="CAMERA_INFO.yaml",
                         help="camera_calibration_parsers YAML with the camera's K and D")
-    parser.add_argument("--backend", default="landmarks", help="estimation method (default: landmarks)")
+    parser.add_argument("--backend", default="landmarks", help="landmarks (default), hopenet or fusion")
+    parser.add_argument("--engine", default="auto", help="auto (default), onnxruntime or tensorrt")
+    parser.add_argument("--network-file", default="", metavar="ONNX",
+                        help="hopenet/fusion: the network's ONNX (default: the built-in WHENet); "
+                             "a file from `headpose-ros export-hopenet` selects Hopenet")
     parser.add_argument("--json", action="store_true", help="print JSON (the default and only format, kept for clarity)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per network (default: 2)")
     parser.add_argument("--model-dir", default="", help="directory of the .onnx models (default: the asset cache)")
@@ -57,10 +61,12 @@ def run(args) -> int:
     # Single frames: publish on the first hit, no smoothing across files.
     config = with_values(EngineConfig(), {
         "backend": args.backend, "num_threads": args.threads, "model_dir": args.model_dir,
+        "inference.engine": args.engine,
+        "hopenet.network": "hopenet" if args.network_file else "whenet", "hopenet.model_file": args.network_file,
         "tracking.min_hits": 1, "tracking.id_style": "sequential", "smoothing.enabled": False,
     })
     try:
-        engine = HeadPoseEngine(config)
+        engine = HeadPoseEngine(config, log=lambda line: None)  # stdout is the JSON; keep stderr for errors
     except (ConfigError, InferenceError, AssetError) as exc:
         raise CommandError(str(exc)) from None
     results = {}

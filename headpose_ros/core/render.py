@@ -1,0 +1,104 @@
+"""Render a photographed face at a known pose: ground truth made the way 300W-LP was.
+
+The face mesh's 468 landmarks, found on a frontal photo, texture the metric
+face model (core.face_model) triangle by triangle; the textured model is
+then drawn at any rotation and position through any pinhole camera.
+Triangles are the Delaunay triangulation of the model seen from the front
+(the project's own; MediaPipe's tesselation is not shipped), drawn back to
+front with back faces culled.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .camera import CameraModel
+from .face_model import FaceModel
+
+
+def frontal_triangles(model: FaceModel) -> np.ndarray:
+    """(k, 3) vertex indices: Delaunay triangles of the model projected on its frontal (y, z) plane."""
+    yz = model.points[:, 1:3] * np.array([1.0, -1.0])  # as seen from the front: its left on the right, up up
+    lo = yz.min(axis=0) - 1e-3
+    hi = yz.max(axis=0) + 1e-3
+    scale = 1e4  # Subdiv2D works in float pixels; use 0.1 mm units
+    subdiv = cv2.Subdiv2D((0, 0, int((hi[0] - lo[0]) * scale) + 2, int((hi[1] - lo[1]) * scale) + 2))
+    pts = (yz - lo) * scale
+    index = {}
+    for i, (x, y) in enumerate(pts):
+        subdiv.insert((float(x), float(y)))
+        index[(round(float(x), 3), round(float(y), 3))] = i
+    triangles = []
+    for tri in subdiv.getTriangleList():
+        corners = [index.get((round(float(tri[2 * k]), 3), round(float(tri[2 * k + 1]), 3))) for k in range(3)]
+        if None not in corners:
+            triangles.append(corners)
+    return np.array(triangles, dtype=np.int32)
+
+
+@dataclass
+class TexturedFace:
+    """The metric face model, textured from one photo.
+
+    model: the geometry (metres, REP-155 face frame).
+    texture: (h, w, 3) uint8 RGB, the photo.
+    uv: (468, 2) where each model vertex is in the photo, pixels.
+    triangles: (k, 3) vertex indices.
+    """
+
+    model: FaceModel
+    texture: np.ndarray
+    uv: np.ndarray
+    triangles: np.ndarray
+
+    def render(self, R: np.ndarray, t: np.ndarray, camera: CameraModel,
+               background: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The face at orientation R (3, 3) and sellion position t (3,) m in the camera optical frame.
+
+        Returns the (height, width, 3) uint8 RGB image (the face over
+        `background`, or mid grey) and its (height, width) bool face mask.
+        """
+        h, w = camera.height, camera.width
+        image = np.full((h, w, 3), 110, np.uint8) if background is None else background.copy()
+        mask = np.zeros((h, w), np.uint8)
+        cam_pts = self.model.points @ R.T + t
+        rvec, _ = cv2.Rodrigues(np.asarray(R, dtype=np.float64))
+        px, _ = cv2.projectPoints(self.model.points, rvec, np.asarray(t, dtype=np.float64),
+                                  camera.K, camera.opencv_distortion)
+        px = px.reshape(-1, 2)
+        tris = self.triangles
+        depth = cam_pts[tris, 2].mean(axis=1)
+        for k in np.argsort(-depth):  # far to near: nearer triangles paint over
+            a, b, c = tris[k]
+            dst = px[[a, b, c]].astype(np.float32)
+            # Front faces wind clockwise on screen (positive cross product with v down);
+            # the others are the far side of the face.
+            if (dst[1, 0] - dst[0, 0]) * (dst[2, 1] - dst[0, 1]) - (dst[1, 1] - dst[0, 1]) * (dst[2, 0] - dst[0, 0]) <= 0:
+                continue
+            _paint_triangle(image, mask, self.texture, self.uv[[a, b, c]].astype(np.float32), dst)
+        return image, mask.astype(bool)
+
+
+def _paint_triangle(image, mask, texture, src, dst) -> None:
+    x0, y0 = np.floor(dst.min(axis=0)).astype(int)
+    x1, y1 = np.ceil(dst.max(axis=0)).astype(int) + 1
+    H, W = image.shape[:2]
+    if x1 <= 0 or y1 <= 0 or x0 >= W or y0 >= H or x1 - x0 > W or y1 - y0 > H:
+        return
+    cx0, cy0, cx1, cy1 = max(x0, 0), max(y0, 0), min(x1, W), min(y1, H)
+    M = cv2.getAffineTransform(src, dst - np.array([cx0, cy0], np.float32))
+    patch = cv2.warpAffine(texture, M, (cx1 - cx0, cy1 - cy0), flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_REFLECT)
+    tri_mask = np.zeros((cy1 - cy0, cx1 - cx0), np.uint8)
+    cv2.fillConvexPoly(tri_mask, np.round(dst - [cx0, cy0]).astype(np.int32), 1, lineType=cv2.LINE_8)
+    region = image[cy0:cy1, cx0:cx1]
+    region[tri_mask > 0] = patch[tri_mask > 0]
+    mask[cy0:cy1, cx0:cx1] |= tri_mask
+
+
+def textured_face(photo_rgb: np.ndarray, landmarks_px: np.ndarray, model: FaceModel) -> TexturedFace:
+    """Texture `model` from a photo whose 468 landmarks (468, 2+) pixels were found by the face mesh."""
+    return TexturedFace(model, photo_rgb, np.asarray(landmarks_px, dtype=np.float64)[:, :2], frontal_triangles(model))
