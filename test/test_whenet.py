@@ -98,16 +98,6 @@ def tmp_cache(monkeypatch, tmp_path) -> Path:
     return root
 
 
-@pytest.fixture
-def no_subprocess(monkeypatch):
-    """Make any attempt to start a process (pip included) fail the test."""
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"unexpected subprocess: {args[0] if args else kwargs}")
-
-    for fn in ("run", "Popen", "call", "check_call", "check_output"):
-        monkeypatch.setattr(subprocess, fn, refuse)
-
-
 def onnx_logits(sess, crops: np.ndarray) -> dict[str, np.ndarray]:
     return whenet.run_onnx(sess, WHENET.input.to_tensor(crops))
 

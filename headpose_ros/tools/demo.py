@@ -21,6 +21,7 @@ from typing import Iterator
 import numpy as np
 
 from ..cli import CommandError
+from ..core.camera import CameraModel
 
 FRAME_SIZE = (640, 480)
 DEMO_FOV_DEG = 60.0
@@ -66,10 +67,10 @@ def builtin_sequence(photo_rgb: np.ndarray, frames: int) -> Iterator[np.ndarray]
         yield cv2.warpAffine(np.ascontiguousarray(src), M, (w, h), borderMode=cv2.BORDER_CONSTANT, borderValue=(40, 40, 40))
 
 
-def _source(args) -> tuple[Iterator[np.ndarray], "CameraModel", str]:
+def _source(args) -> tuple[Iterator[np.ndarray], CameraModel, str]:
     import cv2
 
-    from ..core.camera import CameraModel, CameraModelError
+    from ..core.camera import CameraModelError
 
     if args.video is None and args.camera is None:
         from .. import assets
