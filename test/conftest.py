@@ -48,3 +48,11 @@ def no_subprocess(monkeypatch):
 
     for fn in ("run", "Popen", "call", "check_call", "check_output"):
         monkeypatch.setattr(subprocess, fn, refuse)
+
+
+@pytest.fixture
+def tmp_cache(monkeypatch, tmp_path):
+    """An empty asset cache directory that headpose_ros.assets uses for this test."""
+    root = tmp_path / "cache"
+    monkeypatch.setenv("HEADPOSE_ROS_CACHE", str(root))
+    return root

@@ -41,14 +41,6 @@ def cache() -> Path:
     return assets.cache_dir()
 
 
-@pytest.fixture
-def tmp_cache(monkeypatch, tmp_path) -> Path:
-    """An empty cache directory that assets.* use for this test."""
-    root = tmp_path / "cache"
-    monkeypatch.setenv("HEADPOSE_ROS_CACHE", str(root))
-    return root
-
-
 def copy_cache(src: Path, dst: Path, *subdirs: str) -> None:
     for sub in subdirs:
         shutil.copytree(src / sub, dst / sub)

@@ -91,13 +91,6 @@ def random_model() -> whenet.WHENetTorch:
     return model.eval()
 
 
-@pytest.fixture
-def tmp_cache(monkeypatch, tmp_path) -> Path:
-    root = tmp_path / "cache"
-    monkeypatch.setenv("HEADPOSE_ROS_CACHE", str(root))
-    return root
-
-
 def onnx_logits(sess, crops: np.ndarray) -> dict[str, np.ndarray]:
     return whenet.run_onnx(sess, WHENET.input.to_tensor(crops))
 
