@@ -133,9 +133,9 @@ class FaceDetector:
         boxes, scores, points = weighted_nms(boxes[valid], scores[valid], points[valid], self.nms_iou_threshold)
         # Input coordinates are continuous (pixel centres at +0.5); the affine uses
         # integer pixel centres, so shift by half a pixel on the way back.
-        Ainv = _invert_affine(A)
-        boxes = _apply_affine(Ainv, boxes.reshape(-1, 2, 2) - 0.5).reshape(-1, 4)
-        points = _apply_affine(Ainv, points - 0.5)
+        Ainv = invert_affine(A)
+        boxes = apply_affine(Ainv, boxes.reshape(-1, 2, 2) - 0.5).reshape(-1, 4)
+        points = apply_affine(Ainv, points - 0.5)
         h, w = image_rgb.shape[:2]
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         inside = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < w) & (boxes[:, 1] < h)
@@ -144,11 +144,12 @@ class FaceDetector:
         return dets.take(slice(0, self.max_faces))
 
 
-def _invert_affine(A: np.ndarray) -> np.ndarray:
+def invert_affine(A: np.ndarray) -> np.ndarray:
+    """The inverse of a (2, 3) affine, as a (2, 3) affine."""
     M = np.vstack([A, [0.0, 0.0, 1.0]])
     return np.linalg.inv(M)[:2]
 
 
-def _apply_affine(A: np.ndarray, pts: np.ndarray) -> np.ndarray:
+def apply_affine(A: np.ndarray, pts: np.ndarray) -> np.ndarray:
     """Apply a (2, 3) affine to points (..., 2)."""
     return pts @ A[:, :2].T + A[:, 2]

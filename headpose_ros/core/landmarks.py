@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .detection import FaceDetections
+from .detection import FaceDetections, apply_affine, invert_affine
 from .inference import InferenceEngine
 from .models import LandmarkModel
 
@@ -98,7 +98,6 @@ class LandmarkEstimator:
         # Back to image pixels: invert each crop affine; depth scales like x.
         points = np.empty_like(crop_pts)
         for i in range(n):
-            M = np.linalg.inv(np.vstack([A[i], [0, 0, 1]]))[:2]
-            points[i, :, :2] = crop_pts[i, :, :2] @ M[:, :2].T + M[:, 2]
+            points[i, :, :2] = apply_affine(invert_affine(A[i]), crop_pts[i, :, :2])
             points[i, :, 2] = crop_pts[i, :, 2] * (sides[i] / size)
         return FaceLandmarks(points.astype(np.float32), presence, A)

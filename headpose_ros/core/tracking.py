@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 import string
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -52,7 +52,6 @@ class FaceTrack:
     hits: int = 1
     misses: int = 0
     last_pose: PoseMeasurement | None = None
-    extra: dict = field(default_factory=dict)  # per-track state of later stages (attention, ...)
 
     def confirmed(self, min_hits: int) -> bool:
         return self.hits >= min_hits
