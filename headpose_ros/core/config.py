@@ -221,3 +221,13 @@ def _field_docs(cls: type) -> dict[str, str]:
             if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
                 docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs
+
+
+# Independent still images (the CLI's predict and eval): every detected face is
+# reported at once, nothing is smoothed across images, ids are 0001, 0002, ...
+STILL_IMAGE_VALUES = {"tracking.min_hits": 1, "tracking.id_style": "sequential", "smoothing.enabled": False}
+
+
+def still_image_config(values: dict[str, Any] | None = None) -> EngineConfig:
+    """EngineConfig for unrelated images, with dotted-name `values` on top (see with_values)."""
+    return with_values(EngineConfig(), {**STILL_IMAGE_VALUES, **(values or {})})

@@ -74,6 +74,17 @@ def rigid_mask(points: np.ndarray, mirror: np.ndarray) -> np.ndarray:
     return keep
 
 
+def similarity_align(target: np.ndarray, source: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+    """Least-squares s, R, t with target ≈ s * R @ source + t (Umeyama), for (n, 3) point sets."""
+    mt, ms = target.mean(0), source.mean(0)
+    T, S = target - mt, source - ms
+    U, sig, Vt = np.linalg.svd(T.T @ S)
+    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
+    R = U @ d @ Vt
+    s = float((sig * np.diag(d)).sum() / (S**2).sum())
+    return s, R, mt - s * R @ ms
+
+
 @lru_cache(maxsize=4)
 def load_face_model(path: str | None = None) -> FaceModel:
     """Read the face model CSV (index, x_mm, y_mm, z_mm, mirror_index)."""

@@ -10,12 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from transforms3d import euler
-
 from .camera import CameraModel
 from .inference import InferenceEngine
 from .models import HeadPoseNetModel, shrink
-from .rotation import FACING_CAMERA, rotation_between
+from .rotation import rotation_between
 
 
 @dataclass
@@ -81,10 +79,7 @@ def rotation_along_ray(model: HeadPoseNetModel, ypr_deg: np.ndarray) -> np.ndarr
     That is the camera-frame orientation the face would have if the crop's
     centre were on the optical axis.
     """
-    c = model.convention
-    named = dict(zip(("yaw", "pitch", "roll"), np.radians(ypr_deg)))
-    angles = [s * named[name] for s, name in zip(c.signs, c.order)]
-    return euler.euler2mat(*angles, axes=c.axes) @ FACING_CAMERA
+    return model.convention.rotation(ypr_deg)
 
 
 def camera_from_ray(camera: CameraModel, u: float, v: float) -> np.ndarray:

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from transforms3d import euler
+
+from .rotation import FACING_CAMERA
 
 
 @dataclass(frozen=True)
@@ -242,6 +245,17 @@ class EulerConvention:
     axes: str
     order: tuple[str, str, str]
     signs: tuple[float, float, float]
+
+    def rotation(self, ypr_deg) -> np.ndarray:
+        """(3, 3) face orientation of (yaw, pitch, roll) degrees in this convention, relative to its ray."""
+        named = dict(zip(("yaw", "pitch", "roll"), np.radians(np.asarray(ypr_deg, dtype=np.float64))))
+        return euler.euler2mat(*(s * named[n] for s, n in zip(self.signs, self.order)), axes=self.axes) @ FACING_CAMERA
+
+    def angles_deg(self, R: np.ndarray) -> np.ndarray:
+        """Inverse of rotation(): (3,) yaw, pitch, roll in degrees of a face orientation R (3, 3)."""
+        named = {n: s * np.degrees(a) for n, s, a in
+                 zip(self.order, self.signs, euler.mat2euler(np.asarray(R) @ FACING_CAMERA.T, self.axes))}
+        return np.array([named["yaw"], named["pitch"], named["roll"]])
 
 
 @dataclass(frozen=True)

@@ -21,17 +21,6 @@ PHOTOS = ("astronaut", "obama", "obama2", "obama3", "biden", "grace_hopper", "t1
 INTERPUPILLARY_MM = 63.0
 
 
-def similarity_align(target: np.ndarray, source: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-    """Least-squares s, R, t with target ≈ s * R @ source + t (Umeyama), for (n, 3) point sets."""
-    mt, ms = target.mean(0), source.mean(0)
-    T, S = target - mt, source - ms
-    U, sig, Vt = np.linalg.svd(T.T @ S)
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    R = U @ d @ Vt
-    s = float((sig * np.diag(d)).sum() / (S**2).sum())
-    return s, R, mt - s * R @ ms
-
-
 def collect_meshes(photos=PHOTOS) -> list[tuple[np.ndarray, np.ndarray]]:
     """(original, mirrored) landmark sets (468, 3) in image pixels for every face found.
 
@@ -93,14 +82,14 @@ def derive(pairs) -> tuple[np.ndarray, np.ndarray]:
     for _ in range(20):  # generalised Procrustes
         aligned = []
         for X in shapes:
-            s, R, t = similarity_align(mean, X)
+            s, R, t = fm.similarity_align(mean, X)
             aligned.append(s * X @ R.T + t)
         mean = np.mean(aligned, axis=0)
         mean -= mean.mean(0)
         mean /= np.sqrt((mean**2).sum() / len(mean))
     # Exact symmetry: average with its own reflection, relabelled.
     reflected = (mean * np.array([-1.0, 1.0, 1.0]))[mirror]
-    s, R, t = similarity_align(mean, reflected)
+    s, R, t = fm.similarity_align(mean, reflected)
     mean = (mean + s * reflected @ R.T + t) / 2
     right_eye = mean[list(fm.RIGHT_EYE_CONTOUR)].mean(0)
     left_eye = mean[[mirror[i] for i in fm.RIGHT_EYE_CONTOUR]].mean(0)

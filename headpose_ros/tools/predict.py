@@ -50,7 +50,7 @@ def run(args) -> int:
 
     from ..assets import AssetError
     from ..core.camera import CameraModel, CameraModelError
-    from ..core.config import EngineConfig, with_values
+    from ..core.config import still_image_config
     from ..core.engine import ConfigError, HeadPoseEngine
     from ..core.inference import InferenceError
 
@@ -58,12 +58,10 @@ def run(args) -> int:
         camera = CameraModel.from_yaml(args.camera_info).validated()
     except CameraModelError as exc:
         raise CommandError(f"{args.camera_info}: {exc}") from None
-    # Single frames: publish on the first hit, no smoothing across files.
-    config = with_values(EngineConfig(), {
+    config = still_image_config({
         "backend": args.backend, "num_threads": args.threads, "model_dir": args.model_dir,
         "inference.engine": args.engine,
         "hopenet.network": "hopenet" if args.network_file else "whenet", "hopenet.model_file": args.network_file,
-        "tracking.min_hits": 1, "tracking.id_style": "sequential", "smoothing.enabled": False,
     })
     try:
         engine = HeadPoseEngine(config, log=lambda line: None)  # stdout is the JSON; keep stderr for errors

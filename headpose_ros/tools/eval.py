@@ -1,0 +1,122 @@
+"""``headpose-ros eval``: accuracy of every backend on a dataset, or consistency on real photos.
+
+    headpose-ros eval DATASET [--format auto|aflw2000|biwi|folder] [--backends ...] [--out DIR]
+    headpose-ros eval --consistency [--photos astronaut,obama,...] [--backends ...] [--out DIR]
+
+DATASET is an AFLW2000-3D folder, a BIWI database folder or cropped-face
+.npz, or a folder in this package's format (what ``headpose-ros synth``
+writes). Writes eval.json, eval.md and error_vs_yaw.png (or consistency.json
+and consistency.md) into --out, and prints the tables. Metrics and protocols:
+headpose_ros.evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+from ..cli import CommandError
+
+DEFAULT_BACKENDS = "landmarks,hopenet,fusion"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("dataset", nargs="?", type=Path, help="dataset folder or file (not with --consistency)")
+    parser.add_argument("--format", default="auto", help="auto (default), aflw2000, biwi or folder")
+    parser.add_argument("--consistency", action="store_true",
+                        help="flip, in-plane rotation and jitter on the sample photos instead of a dataset")
+    parser.add_argument("--photos", default="", help="--consistency: comma-separated sample photos (default: all)")
+    parser.add_argument("--backends", default=DEFAULT_BACKENDS, help=f"comma-separated (default: {DEFAULT_BACKENDS})")
+    parser.add_argument("--out", type=Path, default=Path("out/eval"), help="output folder (default: out/eval)")
+    parser.add_argument("--limit", type=int, default=None, help="read at most this many samples")
+    parser.add_argument("--fov", type=float, default=None,
+                        help="horizontal field of view (deg) of the ideal camera assumed for images without "
+                             "intrinsics (default: focal length = image width, 53.1 deg)")
+    parser.add_argument("--engine", default="onnxruntime", help="onnxruntime (default), tensorrt or auto")
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads per network (default: 2)")
+    parser.add_argument("--jitter-frames", type=int, default=30, help="--consistency: noisy copies per photo")
+
+
+def _engines(args):
+    from ..assets import AssetError
+    from ..core.config import BACKENDS
+    from ..core.engine import ConfigError
+    from ..core.inference import InferenceError
+    from ..evaluation.runner import make_engines
+
+    backends = [b.strip() for b in args.backends.split(",") if b.strip()]
+    unknown = [b for b in backends if b not in BACKENDS]
+    if unknown or not backends:
+        raise CommandError(f"unknown backend(s) {', '.join(unknown) or '(none given)'} (choose {', '.join(BACKENDS)})")
+    try:
+        return make_engines(backends, {"num_threads": args.threads, "inference.engine": args.engine})
+    except (ConfigError, InferenceError, AssetError) as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _progress(done: int, total: int) -> None:
+    if done == total or done % 25 == 0:
+        print(f"  {done}/{total}", file=sys.stderr, flush=True)
+
+
+def run(args) -> int:
+    if args.consistency:
+        if args.dataset is not None:
+            raise CommandError("give a dataset or --consistency, not both")
+        return run_consistency(args)
+    if args.dataset is None:
+        raise CommandError("give a dataset folder (or file), or --consistency")
+    from ..evaluation.datasets import NOMINAL_FOV_DEG, DatasetError, read_dataset
+    from ..evaluation.report import write_eval
+    from ..evaluation.runner import evaluate
+
+    try:
+        dataset = read_dataset(args.dataset, args.format, args.fov or NOMINAL_FOV_DEG, args.limit)
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    engines = _engines(args)
+    print(f"{dataset.name}: {len(dataset.samples)} samples ({len(dataset.dropped)} dropped by the protocol); "
+          f"backends {', '.join(engines)}", file=sys.stderr)
+    start = time.perf_counter()
+    try:
+        outcomes = evaluate(dataset, engines, _progress)
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    meta = {"command": "headpose-ros eval " + " ".join(sys.argv[2:]), "seconds": round(time.perf_counter() - start, 1),
+            "engines": {b: e.describe() for b, e in engines.items()}}
+    result = write_eval(args.out, dataset, outcomes, meta)
+    print((args.out / "eval.md").read_text())
+    if result["plot_skipped"]:
+        print(f"plot skipped: {result['plot_skipped']}", file=sys.stderr)
+    print(f"wrote {args.out}/eval.json, eval.md" + ("" if result["plot_skipped"] else ", error_vs_yaw.png"))
+    return 0
+
+
+def run_consistency(args) -> int:
+    import cv2
+
+    from .. import assets
+    from ..evaluation.consistency import CONSISTENCY_PHOTOS, measure
+    from ..evaluation.report import consistency_markdown
+
+    names = [n.strip() for n in args.photos.split(",") if n.strip()] or list(CONSISTENCY_PHOTOS)
+    try:
+        photos = {n: cv2.cvtColor(cv2.imread(str(assets.photo_path(n))), cv2.COLOR_BGR2RGB) for n in names}
+    except assets.AssetError as exc:
+        raise CommandError(str(exc)) from None
+    engines = _engines(args)
+    results = {}
+    for backend, engine in engines.items():
+        print(f"{backend}: {len(photos)} photos", file=sys.stderr, flush=True)
+        results[backend] = measure(engine, photos, jitter_frames=args.jitter_frames).summary()
+    args.out.mkdir(parents=True, exist_ok=True)
+    table = consistency_markdown(results)
+    (args.out / "consistency.json").write_text(json.dumps(
+        {"photos": names, "command": "headpose-ros eval " + " ".join(sys.argv[2:]), "results": results}, indent=1))
+    (args.out / "consistency.md").write_text(table)
+    print(f"Consistency on {len(photos)} real photos ({', '.join(names)}); degrees:\n")
+    print(table)
+    print(f"wrote {args.out}/consistency.json, consistency.md")
+    return 0
