@@ -77,7 +77,7 @@ else ifneq ($(wildcard $(VENV)/.mode),)
   endif
 endif
 
-.PHONY: help setup test demo clean FORCE
+.PHONY: help setup test demo eval bench clean FORCE
 
 help:
 	@echo "headpose_ros make targets:"
@@ -86,6 +86,10 @@ help:
 	@echo "  test    setup, then run the test suite: .venv/bin/python -m pytest test -ra"
 	@echo "          (more pytest arguments: make test PYTEST_ARGS='-k pnp -x')"
 	@echo "  demo    setup, then 'headpose-ros demo' (make demo BACKEND=hopenet, DEMO_ARGS='--help')"
+	@echo "  eval    setup, then render a ground-truth set (out/synth), evaluate every backend on it"
+	@echo "          and check consistency on real photos: tables and plots in out/eval/"
+	@echo "          (EVAL_DATASET=/path/to/AFLW2000 also evaluates a dataset of yours)"
+	@echo "  bench   setup, then 'headpose-ros bench': timings, tables and a chart in out/bench/"
 	@echo "  clean   remove .venv/ and build leftovers (the model cache outside the tree stays)"
 	@echo "PYTHON=$(PYTHON) makes the venv (CPython 3.10 to 3.12). Mode now: $(MODE)"
 
@@ -189,6 +193,26 @@ DEMO_ARGS ?=
 BACKEND ?= landmarks
 demo: setup
 	$(RUN) $(VENV)/bin/headpose-ros demo --backend $(BACKEND) $(DEMO_ARGS)
+
+# --- eval / bench -----------------------------------------------------------------
+
+# The ground-truth set is rendered once per setting (delete out/synth to redo it).
+SYNTH_COUNT ?= 300
+SYNTH_SEED ?= 0
+EVAL_DATASET ?=
+out/synth/labels.json: | setup
+	$(RUN) $(VENV)/bin/headpose-ros synth --out out/synth --count $(SYNTH_COUNT) --seed $(SYNTH_SEED)
+
+eval: setup out/synth/labels.json
+	$(RUN) $(VENV)/bin/headpose-ros eval out/synth --out out/eval/synth
+	$(RUN) $(VENV)/bin/headpose-ros eval --consistency --out out/eval/consistency
+	@if [ -n "$(EVAL_DATASET)" ]; then \
+	  $(RUN) $(VENV)/bin/headpose-ros eval "$(EVAL_DATASET)" --out out/eval/dataset; fi
+
+BENCH_ARGS ?=
+bench: setup
+	$(RUN) ROS_DOMAIN_ID=$(ROS_DOMAIN_ID) $(LOCALHOST_ENV) \
+	  $(VENV)/bin/headpose-ros bench --out out/bench $(BENCH_ARGS)
 
 # --- clean ------------------------------------------------------------------------
 

@@ -93,11 +93,11 @@ def test_bench_prints_every_stage_and_writes_json(prepared_assets, tmp_path):
     for stage in ("detect", "landmarks", "pnp", "network", "track", "smooth", "end_to_end"):
         assert f"  {stage} " in out.stdout
     result = json.loads((tmp_path / "bench.json").read_text())
-    engine = result["engine"]
+    runs = result["engines"]["onnxruntime"]
     for backend in ("landmarks", "hopenet", "fusion"):
-        assert engine[f"{backend}/1"]["faces"] == 1.0 and engine[f"{backend}/3"]["faces"] == 3.0
-        assert engine[f"{backend}/scaling"] > 0
-    assert {"network", "detect"} <= set(engine["hopenet/3"]["stages"])
+        assert runs[backend]["1"]["faces"] == 1.0 and runs[backend]["3"]["faces"] == 3.0
+        assert result["scaling"]["onnxruntime"][backend] > 0
+    assert {"network", "detect"} <= set(runs["hopenet"]["3"]["stages"])
     assert result["naive_network"]["3"]["ratio"] > 0
     assert result["reference"]["faces"] == 1.0 and result["speedup_vs_reference"] > 0
     assert result["ros"]["answered"] > 0 and result["ros"]["publish_to_tf"]["n"] > 0

@@ -19,8 +19,11 @@ camera optical frame; labels give the camera-frame rotation R, the sellion
 position t in metres, the angles in this package's convention (msg/HeadPose.msg),
 the face's box and the view angles.
 
-The faces are textured masks of the face only (no hair, ears or neck): at
-large yaw they show less context than a real head does. Source photos are
+Around the face, two rings of the photo (hair, ears, neck and whatever is
+behind them) curve back like the sides of a head (core.render.with_surround):
+a bare face mask lacks the outline the face detector keys on. It is still
+not a whole head: at large yaw the far side and the back of the head are
+missing, and the near side is the photo's side stretched. Source photos are
 the public-domain and US-government portraits that ship in registry packages
 (see headpose_ros.assets); the output is written where the user asks and is
 not part of the package.

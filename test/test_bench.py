@@ -1,0 +1,50 @@
+"""`headpose-ros bench` in this process, on the real models: what it writes, never how fast it is."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import pytest
+
+from headpose_ros.cli import main
+
+BACKENDS = ("landmarks", "hopenet", "fusion")
+FACES = (1, 3)
+
+
+@pytest.fixture(scope="module")
+def bench_out(prepared_assets, tmp_path_factory):
+    """One short bench run without ROS (about 5 s on 2 cores): (return code, output folder)."""
+    out = tmp_path_factory.mktemp("bench")
+    code = main(["bench", "--faces", ",".join(map(str, FACES)), "--frames", "3", "--warmup", "1",
+                 "--no-ros", "--out", str(out)])
+    return code, out
+
+
+@pytest.mark.slow
+def test_bench_times_every_backend_and_its_naive_baseline(bench_out):
+    code, out = bench_out
+    assert code == 0
+    result = json.loads((out / "bench.json").read_text())
+    runs = result["engines"]["onnxruntime"]
+    for backend in BACKENDS:
+        for n in FACES:
+            run = runs[backend][str(n)]
+            assert run["end_to_end"]["median_ms"] > 0
+            assert run["faces"] == n, (backend, n)
+            naive = result["naive"][backend][str(n)]
+            assert naive["faces"] == n and naive["vs"]["onnxruntime"] > 0, (backend, n)
+    assert result["threads"]["cpu_count"] > 0 and runs["landmarks"]["1"]["process_threads"]["during"] > 0
+
+
+@pytest.mark.slow
+def test_bench_writes_a_table_and_a_chart(bench_out):
+    _, out = bench_out
+    table = (out / "bench.md").read_text()
+    for backend in BACKENDS:
+        assert f"| `{backend}` | onnxruntime |" in table
+    png = out / "bench.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    image = cv2.imread(str(png))
+    assert image is not None and image.shape[1] > 300
