@@ -94,13 +94,13 @@ def write_eval(out: Path, dataset, outcomes: dict[str, list[Outcome]], meta: dic
 
 def consistency_markdown(results: dict[str, dict]) -> str:
     """One table: flip, in-plane rotation and jitter per backend (degrees; position in mm)."""
-    lines = ["| backend | faces | flip yaw / pitch / roll | roll shift (mean / max) | tilt | rotation geodesic "
+    lines = ["| backend | faces | flip yaw / pitch / roll | roll shift (mean / median / max) | tilt | rotation geodesic "
              "| jitter yaw / pitch / roll | jitter position |",
              "|---|---|---|---|---|---|---|---|"]
     for backend, s in results.items():
         lines.append(
             f"| `{backend}` | {s['faces']} | {_f(s['flip_yaw'])} / {_f(s['flip_pitch'])} / {_f(s['flip_roll'])} "
-            f"| {_f(s['roll_shift'])} / {_f(s['roll_shift_max'])} | {_f(s['tilt'])} | {_f(s['rotation_geodesic'])} "
+            f"| {_f(s['roll_shift'])} / {_f(s['roll_shift_median'])} / {_f(s['roll_shift_max'])} | {_f(s['tilt'])} | {_f(s['rotation_geodesic'])} "
             f"| {_f(s['jitter_yaw'])} / {_f(s['jitter_pitch'])} / {_f(s['jitter_roll'])} "
             f"| {_f(s['jitter_position_mm'], 1, 1, ' mm')} |")
     return "\n".join(lines) + "\n"
