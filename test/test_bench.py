@@ -36,6 +36,8 @@ def test_bench_times_every_backend_and_its_naive_baseline(bench_out):
             naive = result["naive"][backend][str(n)]
             assert naive["faces"] == n and naive["vs"]["onnxruntime"] > 0, (backend, n)
     assert result["threads"]["cpu_count"] > 0 and runs["landmarks"]["1"]["process_threads"]["during"] > 0
+    assert result["attention"]["faces"] == max(FACES) and result["attention"]["targets"] == 10
+    assert result["attention"]["update"]["median_ms"] > 0
 
 
 @pytest.mark.slow

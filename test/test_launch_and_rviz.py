@@ -39,9 +39,15 @@ def test_launch_description_builds_where_launch_ros_exists():
     assert len(module.generate_launch_description().entities) >= 8
 
 
-def test_rviz_config_shows_image_tf_and_faces():
+def test_rviz_config_shows_image_tf_markers_and_the_debug_image():
+    from headpose_ros.ros.markers import NAMESPACES
+
     doc = yaml.safe_load((ROOT / "config" / "headpose.rviz").read_text())
-    displays = {d["Class"]: d for d in doc["Visualization Manager"]["Displays"]}
-    assert displays["rviz_default_plugins/TF"]["Show Names"] is True
-    assert displays["rviz_default_plugins/Image"]["Topic"]["Reliability Policy"] == "Best Effort"
+    displays = {d["Name"]: d for d in doc["Visualization Manager"]["Displays"]}
+    assert displays["TF"]["Show Names"] is True
+    assert displays["Camera image"]["Topic"]["Reliability Policy"] == "Best Effort"
+    markers = displays["Heads and attention"]
+    assert markers["Class"] == "rviz_default_plugins/MarkerArray"
+    assert markers["Topic"]["Value"] == "/headpose_node/markers" and set(markers["Namespaces"]) == set(NAMESPACES)
+    assert displays["Debug image"]["Topic"]["Value"] == "/headpose_node/debug_image"
     assert doc["Visualization Manager"]["Global Options"]["Fixed Frame"] == "camera_link"

@@ -10,6 +10,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from .attention import AttentionSettings
 from .filtering import OneEuroSettings
 from .pnp import PnPSettings
 from .tracking import TrackerSettings
@@ -135,6 +136,7 @@ class EngineConfig:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     hopenet: HopenetConfig = field(default_factory=HopenetConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
+    attention: AttentionSettings = field(default_factory=AttentionSettings)
 
     def problems(self) -> list[str]:
         """What is wrong with these settings; empty when they are usable."""
@@ -164,7 +166,7 @@ class EngineConfig:
             found.append("tracking.min_hits must be >= 1 and tracking.max_misses >= 0")
         if self.num_threads < 0:
             found.append("num_threads must be >= 0 (0 lets ONNX Runtime choose)")
-        return found
+        return found + self.attention.problems()
 
 
 def leaves(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:

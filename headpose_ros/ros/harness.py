@@ -234,6 +234,23 @@ class CameraClient(Node):
         self._executor.remove_node(self)
         self.destroy_node()
 
+    def record(self, msg_type, topic: str, depth: int = 50, callback: Callable | None = None) -> list:
+        """Subscribe to `topic` (reliable, keep last `depth`); the returned list fills with (receive time, message).
+
+        callback(receive time, message), if given, runs on each message after it is stored.
+        """
+        store: list = []
+
+        def keep(msg) -> None:
+            now = time.monotonic()
+            with self._lock:
+                store.append((now, msg))
+            if callback is not None:
+                callback(now, msg)
+
+        self.create_subscription(msg_type, topic, keep, depth)
+        return store
+
     def on_heads(self, callback: Callable[[float, HeadPoseArray], None]) -> None:
         self._callbacks.append(callback)
 

@@ -1,4 +1,4 @@
-"""Engine results to ROS messages: HeadPoseArray and the REP-155 TF frames."""
+"""Engine results to ROS messages: HeadPoseArray, the REP-155 TF frames, and the attention messages."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from geometry_msgs.msg import Pose, PoseWithCovariance, Quaternion, Transform, T
 from sensor_msgs.msg import RegionOfInterest
 from std_msgs.msg import Header
 
+from headpose_ros.msg import AttentionCandidate, AttentionTarget, AttentionTargetArray
+from headpose_ros.msg import AttentionEvent as AttentionEventMsg
 from headpose_ros.msg import HeadPose as HeadPoseMsg
 from headpose_ros.msg import HeadPoseArray
 
@@ -65,3 +67,20 @@ def face_transforms(header: Header, head: HeadPose, face_prefix: str, gaze_prefi
     gaze.child_frame_id = f"{gaze_prefix}{head.track_id}"
     gaze.transform.rotation = _quaternion(_GAZE_Q)
     return [face, gaze]
+
+
+def attention_array(header: Header, attention) -> AttentionTargetArray:
+    """AttentionTargetArray of core.attention.FaceAttention values (NaN where there is no target)."""
+    return AttentionTargetArray(header=header, targets=[AttentionTarget(
+        id=a.face_id, target=a.target, target_frame=a.target_frame, angle_deg=float(a.angle_deg),
+        distance_m=float(a.distance_m), looking_at_robot=bool(a.looking_at_robot), mutual_gaze=bool(a.mutual_gaze),
+        dwell_s=float(a.dwell_s), score=float(a.score),
+        candidates=[AttentionCandidate(name=c.name, frame=c.frame, angle_deg=float(c.angle_deg),
+                                       distance_m=float(c.distance_m), score=float(c.score), in_view=bool(c.in_view))
+                    for c in a.candidates],
+    ) for a in attention])
+
+
+def attention_event(header: Header, event) -> AttentionEventMsg:
+    return AttentionEventMsg(header=header, id=event.face_id, previous_target=event.previous, target=event.current,
+                             previous_dwell_s=float(event.previous_dwell_s))

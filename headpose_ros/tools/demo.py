@@ -2,8 +2,9 @@
 
 It starts headpose_node as its own process (exactly as ``ros2 run`` would),
 publishes Image + CameraInfo from a camera source, prints one line per frame
-as the node's HeadPoseArray comes back, and writes annotated frames (box,
-projected face axes, id, angles) to the output folder.
+as the node's HeadPoseArray and AttentionTargetArray come back, and writes
+the node's own ~/debug_image frames (boxes, projected face axes, ids, angles,
+attended targets) to the output folder.
 
 The built-in sequence is the astronaut photo that ships in scikit-image
 (public domain, NASA): panned across a 640x480 frame, rotated in-plane and
@@ -110,14 +111,29 @@ def _source(args) -> tuple[Iterator[np.ndarray], CameraModel, str]:
     return frames(), camera, str(args.video or f"camera {args.camera}")
 
 
+def frame_line(index: int, latency_s: float, heads, attention: dict) -> str:
+    """One printed line: the frame, its latency, and each head's angles, position and attended target."""
+    parts = []
+    for h in heads:
+        p = h.pose.pose.position
+        text = (f"[{h.id}] yaw {h.yaw:+6.1f} pitch {h.pitch:+6.1f} roll {h.roll:+6.1f}  "
+                f"t ({p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}) m  conf {h.confidence:.2f}")
+        a = attention.get(h.id)
+        if a is not None:
+            text += f"  -> {a.target} {a.dwell_s:.1f} s" if a.target else "  -> (none)"
+        parts.append(text)
+    return f"frame {index:4d}  {latency_s * 1000:5.1f} ms  {len(heads)} face(s)  " + ("  ".join(parts) or "-")
+
+
 def run(args) -> int:
     import cv2
     import rclpy
     from builtin_interfaces.msg import Time
+    from sensor_msgs.msg import Image
     from tf2_msgs.msg import TFMessage
 
-    from ..core.rotation import matrix_from_quaternion_xyzw
-    from ..core.visualization import draw_head
+    from headpose_ros.msg import AttentionTargetArray
+
     from ..ros.harness import (
         CameraClient, NodeProcess, default_params_file, isolated_ros_env, large_image_dds_env, optical_frame_static_tf,
     )
@@ -130,30 +146,38 @@ def run(args) -> int:
     elif "FASTRTPS_DEFAULT_PROFILES_FILE" not in os.environ:
         os.environ.update(large_image_dds_env())
     params_file = args.params_file or default_params_file()
-    sent: dict[tuple[int, int], tuple[int, float, np.ndarray]] = {}
+    sent: dict[tuple[int, int], tuple[int, float]] = {}  # stamp -> (frame index, publish time)
+    index_of: dict[tuple[int, int], int] = {}
+    waiting: dict[tuple[int, int], tuple] = {}  # a frame's heads, printed when its attention comes
     latencies: list[float] = []
     counts: list[int] = []
+    expects_attention = [False]
+
+    def key_of(msg) -> tuple[int, int]:
+        return (msg.header.stamp.sec, msg.header.stamp.nanosec)
 
     def on_heads(now: float, msg) -> None:
-        key = (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        key = key_of(msg)
         if key not in sent:
             return
-        index, sent_at, rgb = sent.pop(key)
+        index, sent_at = sent.pop(key)
         latencies.append((now - sent_at) * 1000)
         counts.append(len(msg.heads))
-        parts = []
-        canvas = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
-        for h in msg.heads:
-            p, q = h.pose.pose.position, h.pose.pose.orientation
-            R = matrix_from_quaternion_xyzw([q.x, q.y, q.z, q.w])
-            t = np.array([p.x, p.y, p.z])
-            box = (h.roi.x_offset, h.roi.y_offset, h.roi.x_offset + h.roi.width, h.roi.y_offset + h.roi.height)
-            draw_head(canvas, camera, h.id, box, R, t)
-            parts.append(f"[{h.id}] yaw {h.yaw:+6.1f} pitch {h.pitch:+6.1f} roll {h.roll:+6.1f}  "
-                         f"t ({p.x:+.2f}, {p.y:+.2f}, {p.z:.2f}) m  conf {h.confidence:.2f}")
-        cv2.imwrite(str(args.out / f"frame_{index:04d}.jpg"), canvas)
-        print(f"frame {index:4d}  {(now - sent_at) * 1000:5.1f} ms  {len(msg.heads)} face(s)  " + ("  ".join(parts) or "-"),
-              flush=True)
+        if expects_attention[0]:
+            waiting[key] = (index, now - sent_at, msg.heads)
+        else:
+            print(frame_line(index, now - sent_at, msg.heads, {}), flush=True)
+
+    def on_attention(now: float, msg) -> None:
+        frame = waiting.pop(key_of(msg), None)
+        if frame is not None:
+            print(frame_line(*frame, {a.id: a for a in msg.targets}), flush=True)
+
+    def on_debug_image(now: float, msg) -> None:
+        index = index_of.get(key_of(msg))
+        if index is not None and msg.encoding == "bgr8":
+            image = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+            cv2.imwrite(str(args.out / f"frame_{index:04d}.jpg"), image)
 
     rclpy.init()
     node = NodeProcess(params_file=params_file, params={"backend": args.backend},
@@ -163,11 +187,14 @@ def run(args) -> int:
         with node:
             client = CameraClient()
             client.on_heads(on_heads)
+            client.record(AttentionTargetArray, "/headpose_node/attention", callback=on_attention)
+            client.record(Image, "/headpose_node/debug_image", depth=5, callback=on_debug_image)
             print(f"starting headpose_node ({' '.join(node.args)})")
             try:
                 client.wait_for_node(node, timeout=60)
             except (RuntimeError, TimeoutError) as exc:
                 raise CommandError(str(exc)) from None
+            expects_attention[0] = client.count_publishers("/headpose_node/attention") > 0
             client.static_pub.publish(TFMessage(transforms=[
                 optical_frame_static_tf(client.get_clock().now().to_msg(), BODY_FRAME, OPTICAL_FRAME)]))
             print(f"publishing {label} at {args.rate:g} Hz on /camera/image_raw; annotated frames -> {args.out}/")
@@ -177,14 +204,17 @@ def run(args) -> int:
             for index, rgb in enumerate(frames):
                 now_ns = time.time_ns()
                 stamp = Time(sec=now_ns // 1_000_000_000, nanosec=now_ns % 1_000_000_000)
-                sent[(stamp.sec, stamp.nanosec)] = (index, time.monotonic(), rgb)
+                sent[(stamp.sec, stamp.nanosec)] = (index, time.monotonic())
+                index_of[(stamp.sec, stamp.nanosec)] = index
                 client.publish_frame(rgb, camera, stamp, OPTICAL_FRAME)
                 published += 1
                 next_time += period
                 time.sleep(max(0.0, next_time - time.monotonic()))
                 if not node.alive():
                     raise CommandError(f"headpose_node died:\n{node.output()[-3000:]}")
-            client.wait_until(lambda: not sent, timeout=2.0)
+            client.wait_until(lambda: not sent and not waiting, timeout=2.0)
+            for frame in waiting.values():  # heads whose attention did not come back
+                print(frame_line(*frame, {}), flush=True)
     finally:
         if client is not None:
             client.close()
