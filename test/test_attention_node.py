@@ -34,8 +34,9 @@ pytestmark = pytest.mark.ros
 
 FRAME = "att_camera_optical_frame"
 RATE_HZ = 15.0
+# The robot's own gaze is the camera's optical axis (robot_gaze_frame "", axis z): mutual gaze on.
 TARGETS = {"attention.target_names": ["screen"], "attention.targets.screen.offset": [0.35, 0.0, 0.0],
-           "attention.targets.screen.cone_half_angle_deg": 10.0}
+           "attention.targets.screen.cone_half_angle_deg": 10.0, "attention.mutual_gaze": True}
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_a_frontal_face_looks_at_the_robot_and_a_turned_one_does_not(client, pho
     msg = last_frame_attention(client, astronaut_frame(photo), camera)
     assert msg.header.frame_id == FRAME and len(msg.targets) == 1
     a = msg.targets[0]
-    assert a.looking_at_robot and a.target == "robot" and a.target_frame == FRAME
+    assert a.looking_at_robot and a.mutual_gaze and a.target == "robot" and a.target_frame == FRAME
     assert 0 < a.dwell_s < 2 and a.angle_deg < 15 and 0 < a.score <= 1
     names = [c.name for c in a.candidates]
     assert set(names) == {"robot", "screen"} and a.candidates[0].name == "robot"
@@ -126,7 +127,7 @@ def test_a_frontal_face_looks_at_the_robot_and_a_turned_one_does_not(client, pho
 
     msg = last_frame_attention(client, turned_face, camera)
     b = msg.targets[0]
-    assert not b.looking_at_robot and b.target != "robot"
+    assert not b.looking_at_robot and not b.mutual_gaze and b.target != "robot"
     robot = next(c for c in b.candidates if c.name == "robot")
     assert robot.angle_deg > 25 and not robot.in_view
     if b.id == a.id:  # the same track: its attention moved away from the robot, as an event
