@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import cv2
@@ -56,3 +57,20 @@ def tmp_cache(monkeypatch, tmp_path):
     root = tmp_path / "cache"
     monkeypatch.setenv("HEADPOSE_ROS_CACHE", str(root))
     return root
+
+
+@pytest.fixture(scope="module")
+def ros(prepared_assets):
+    """rclpy initialised in an isolated DDS domain (this run's ROS_DOMAIN_ID, localhost only), for this
+    module and the nodes it starts; the environment is restored afterwards."""
+    rclpy = pytest.importorskip("rclpy")
+    from headpose_ros.ros.harness import isolated_ros_env
+
+    domain = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else None
+    saved = dict(os.environ)
+    os.environ.update(isolated_ros_env(domain))
+    rclpy.init()
+    yield
+    rclpy.try_shutdown()
+    os.environ.clear()
+    os.environ.update(saved)

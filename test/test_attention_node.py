@@ -8,7 +8,6 @@ turned 40 degrees does not. A configured target in the camera frame
 
 from __future__ import annotations
 
-import os
 import time
 
 import cv2
@@ -25,7 +24,7 @@ from headpose_ros.core.camera import CameraModel  # noqa: E402
 from headpose_ros.core.headpose_net import camera_from_ray  # noqa: E402
 from headpose_ros.core.rotation import camera_from_yaw_pitch_roll_deg  # noqa: E402
 from headpose_ros.msg import AttentionEvent, AttentionTargetArray  # noqa: E402
-from headpose_ros.ros.harness import CameraClient, NodeProcess, default_params_file, isolated_ros_env  # noqa: E402
+from headpose_ros.ros.harness import CameraClient, NodeProcess, default_params_file  # noqa: E402
 from headpose_ros.ros.markers import NAMESPACES  # noqa: E402
 
 from support import astronaut_frame  # noqa: E402
@@ -37,18 +36,6 @@ RATE_HZ = 15.0
 # The robot's own gaze is the camera's optical axis (robot_gaze_frame "", axis z): mutual gaze on.
 TARGETS = {"attention.target_names": ["screen"], "attention.targets.screen.offset": [0.35, 0.0, 0.0],
            "attention.targets.screen.cone_half_angle_deg": 10.0, "attention.mutual_gaze": True}
-
-
-@pytest.fixture(scope="module")
-def ros(prepared_assets):
-    domain = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else None
-    saved = dict(os.environ)
-    os.environ.update(isolated_ros_env(domain))
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")

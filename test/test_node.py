@@ -8,7 +8,6 @@ ROS_DOMAIN_ID, localhost only).
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
@@ -20,26 +19,13 @@ from builtin_interfaces.msg import Time  # noqa: E402
 
 from headpose_ros.core.camera import CameraModel  # noqa: E402
 from headpose_ros.core.rotation import FACING_CAMERA, matrix_from_quaternion_xyzw  # noqa: E402
-from headpose_ros.ros.harness import CameraClient, NodeProcess, default_params_file, isolated_ros_env  # noqa: E402
+from headpose_ros.ros.harness import CameraClient, NodeProcess, default_params_file  # noqa: E402
 
 from support import astronaut_frame, centred_frame  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
 FRAME = "test_camera_optical_frame"
-
-
-@pytest.fixture(scope="module")
-def ros(prepared_assets):
-    """An isolated DDS domain for this process and the node it starts."""
-    domain = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else None
-    saved = dict(os.environ)
-    os.environ.update(isolated_ros_env(domain))
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 @pytest.fixture(scope="module")
