@@ -16,6 +16,7 @@ COMMANDS = {
     "prepare": ("headpose_ros.tools.prepare", "fetch, convert and verify the models and sample photos"),
     "predict": ("headpose_ros.tools.predict", "estimate head poses on image files, print JSON"),
     "bench": ("headpose_ros.tools.bench", "time every stage and the node end to end"),
+    "soak": ("headpose_ros.tools.soak", "the node under sustained or burst load: drops, latency, memory"),
     "eval": ("headpose_ros.tools.eval", "accuracy on a head-pose dataset, or consistency on real photos"),
     "synth": ("headpose_ros.tools.synth", "render a ground-truth head-pose set from real photos"),
     "demo": ("headpose_ros.tools.demo", "run the node over DDS on a built-in image sequence, a video or a camera"),

@@ -67,3 +67,23 @@ def test_camera_info_roi_and_binning():
     assert (binned.width, binned.height, binned.fx, binned.cx) == (320, 240, 300, 160)
     roi = camera_from_info(k, [], 640, 480, "plumb_bob", "cam", roi_x=100, roi_y=50, roi_width=200, roi_height=100)
     assert (roi.width, roi.height, roi.cx, roi.cy) == (200, 100, 220, 190)
+
+
+def test_compressed_images_decode_and_corrupt_ones_are_refused():
+    from headpose_ros.ros.image_conversion import compressed_to_rgb
+
+    yy, xx = np.mgrid[0:48, 0:64]
+    smooth = np.dstack([xx * 4, yy * 5, 255 - xx * 2]).astype(np.uint8)  # RGB; JPEG keeps smooth images
+    ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(smooth[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    out = compressed_to_rgb("bgr8; jpeg compressed bgr8", jpeg.tobytes())
+    assert out.shape == (48, 64, 3) and np.abs(out.astype(int) - smooth).mean() < 3
+    ok, png = cv2.imencode(".png", np.ascontiguousarray(RGB[:, :, ::-1]))
+    np.testing.assert_array_equal(compressed_to_rgb("png", png.tobytes()), RGB)
+    with pytest.raises(ImageConversionError, match="cannot decode the compressed image"):
+        compressed_to_rgb("jpeg", jpeg.tobytes()[: len(jpeg) // 3])  # truncated
+    with pytest.raises(ImageConversionError, match="cannot decode"):
+        compressed_to_rgb("jpeg", b"\x00garbage" * 40)
+    with pytest.raises(ImageConversionError, match="empty compressed image"):
+        compressed_to_rgb("jpeg", b"")
+    with pytest.raises(ImageConversionError, match="compressed depth"):
+        compressed_to_rgb("16UC1; compressedDepth png", png.tobytes())

@@ -54,6 +54,8 @@ def image_to_rgb(encoding: str, width: int, height: int, step: int, data) -> np.
     if width <= 0 or height <= 0:
         raise ImageConversionError(f"empty image ({width}x{height})")
     channels, code = _COLOUR[encoding]
+    if channels == 2 and width % 2:
+        raise ImageConversionError(f"{encoding} packs pixels in pairs, so its width must be even, not {width}")
     row_bytes = width * channels
     if step < row_bytes:
         raise ImageConversionError(
@@ -74,6 +76,30 @@ def image_to_rgb(encoding: str, width: int, height: int, step: int, data) -> np.
     return cv2.cvtColor(np.ascontiguousarray(pixels), code)
 
 
+def compressed_to_rgb(fmt: str, data) -> np.ndarray:
+    """The (h, w, 3) uint8 RGB image of a sensor_msgs/CompressedImage (JPEG or PNG, as image_transport sends).
+
+    fmt: the message's ``format`` field, e.g. "bgr8; jpeg compressed bgr8" or "jpeg".
+    Depth images (compressedDepth) and anything OpenCV cannot decode are refused.
+    """
+    if "compresseddepth" in fmt.lower().replace(" ", ""):
+        raise ImageConversionError(f"compressed depth image ('{fmt}') carries no face to detect: "
+                                   "subscribe to the camera's colour stream")
+    buf = np.frombuffer(memoryview(data).cast("B"), dtype=np.uint8)
+    if buf.size == 0:
+        raise ImageConversionError("empty compressed image (0 bytes)")
+    try:
+        decoded = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+    except cv2.error as exc:
+        decoded = None
+        reason = str(exc).strip().splitlines()[-1]
+    else:
+        reason = "not a JPEG or PNG OpenCV can decode (corrupt or truncated?)"
+    if decoded is None or decoded.size == 0:
+        raise ImageConversionError(f"cannot decode the compressed image ({buf.size} bytes, format '{fmt}'): {reason}")
+    return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
 def camera_from_info(
     k, d, width: int, height: int, distortion_model: str, frame_id: str,
     binning_x: int = 0, binning_y: int = 0, roi_x: int = 0, roi_y: int = 0, roi_width: int = 0, roi_height: int = 0,
@@ -83,7 +109,8 @@ def camera_from_info(
     K in CameraInfo describes the full-resolution sensor; a region of interest
     shifts the principal point and binning divides the focal lengths.
     """
-    K = np.array(k, dtype=np.float64).reshape(3, 3).copy()
+    K = np.full(9, np.nan) if len(k) != 9 else np.array(k, dtype=np.float64)  # 9 in every CameraInfo
+    K = K.reshape(3, 3).copy()
     w, h = int(width), int(height)
     if roi_width > 0 and roi_height > 0:
         K[0, 2] -= roi_x
