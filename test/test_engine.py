@@ -116,3 +116,21 @@ def test_stage_timings_are_reported(engine, photo, camera):
     result = run(engine, astronaut_frame(photo), camera)
     assert {"detect", "landmarks", "pnp", "track", "smooth", "total"} <= set(result.timings_ms)
     assert all(v >= 0 for v in result.timings_ms.values())
+
+
+def test_a_4000x3000_frame_is_shrunk_for_processing_and_reported_at_full_resolution(photo, camera):
+    """max_image_side_px: the pose of an upscaled frame matches the original's; boxes are in full-size pixels."""
+    import cv2
+
+    frame = astronaut_frame(photo)
+    big = cv2.resize(frame, (4000, 3000), interpolation=cv2.INTER_CUBIC)
+    big_camera = camera.scaled_to(4000, 3000)
+    engine = HeadPoseEngine(single_frame_config(max_image_side_px=1600))
+    small = one_head(run(engine, frame, camera))
+    large = one_head(run(engine, big, big_camera))
+    np.testing.assert_allclose(large.box, small.box * 4000 / 640, rtol=0.05, atol=10)
+    assert large.landmarks[:, 0].max() > 1000  # full-resolution pixels too
+    assert angle_between_deg(large.R, small.R) < 3 and large.t[2] == pytest.approx(small.t[2], rel=0.05)
+    # Without the limit the 12-megapixel frame gives the same answer, only slower.
+    full = one_head(run(HeadPoseEngine(single_frame_config(max_image_side_px=0)), big, big_camera))
+    assert angle_between_deg(full.R, large.R) < 3

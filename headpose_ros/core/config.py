@@ -128,6 +128,8 @@ class EngineConfig:
     """CPU threads each network may use (ONNX Runtime intra-op threads)."""
     model_dir: str = ""
     """Directory holding the converted .onnx models; empty uses the asset cache filled by `make setup`."""
+    max_image_side_px: int = 1920
+    """Images whose longer side exceeds this are shrunk to it (area averaging) before processing; boxes are still reported in full-resolution pixels and poses in metres. 0 never shrinks."""
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
@@ -164,6 +166,8 @@ class EngineConfig:
             found.append("detection.max_faces must be at least 1")
         if self.tracking.min_hits < 1 or self.tracking.max_misses < 0:
             found.append("tracking.min_hits must be >= 1 and tracking.max_misses >= 0")
+        if self.max_image_side_px < 0:
+            found.append("max_image_side_px must be >= 0 (0: never shrink)")
         if self.num_threads < 0:
             found.append("num_threads must be >= 0 (0 lets ONNX Runtime choose)")
         return found + self.attention.problems()
@@ -223,6 +227,22 @@ def _field_docs(cls: type) -> dict[str, str]:
             if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
                 docs[node.target.id] = " ".join(str(nxt.value.value).split())
     return docs
+
+
+# Settings a running engine can take (HeadPoseEngine.apply_settings): thresholds, tracking,
+# smoothing and attention. The others choose models and runtimes, and need a restart.
+LIVE_SETTINGS = frozenset({
+    "max_image_side_px",
+    "detection.score_threshold", "detection.nms_iou_threshold", "detection.min_face_size_px",
+    "landmarks.presence_threshold",
+    "pnp.outlier_threshold", "pnp.ransac_iterations", "pnp.max_facing_angle_deg",
+    "tracking.min_hits", "tracking.max_misses", "tracking.iou_threshold",
+    "smoothing.enabled", "smoothing.position_min_cutoff", "smoothing.position_beta",
+    "smoothing.rotation_min_cutoff", "smoothing.rotation_beta",
+    "fusion.max_landmark_yaw_deg",
+    "attention.cone_half_angle_deg", "attention.max_distance_m", "attention.min_dwell_s", "attention.release_s",
+    "attention.exit_cone_factor", "attention.faces_as_targets",
+})
 
 
 # Independent still images (the CLI's predict and eval): every detected face is

@@ -111,8 +111,12 @@ class FaceDetector:
         self.min_face_size_px = min_face_size_px
         self._anchors = model.anchors.centres(model.input.size)
 
-    def detect(self, image_rgb: np.ndarray) -> FaceDetections:
-        """(h, w, 3) uint8 RGB image -> the faces in it, best first."""
+    def detect(self, image_rgb: np.ndarray, min_face_size_px: float | None = None) -> FaceDetections:
+        """(h, w, 3) uint8 RGB image -> the faces in it, best first.
+
+        min_face_size_px: overrides the detector's own, in this image's pixels (for a shrunk image).
+        """
+        min_size = self.min_face_size_px if min_face_size_px is None else min_face_size_px
         m = self.model
         padded, A = letterbox(image_rgb, m.input.size)
         out = self.engine.run({m.input.name: m.input.to_tensor(padded)})
@@ -139,7 +143,7 @@ class FaceDetector:
         h, w = image_rgb.shape[:2]
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         inside = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < w) & (boxes[:, 1] < h)
-        keep = inside & (sides >= self.min_face_size_px)
+        keep = inside & (sides >= min_size)
         dets = FaceDetections(boxes[keep].astype(np.float32), scores[keep], points[keep].astype(np.float32))
         return dets.take(slice(0, self.max_faces))
 

@@ -13,14 +13,14 @@ import numpy as np
 
 from .backends import FusionBackend, LandmarkPnPBackend, NetworkBackend, PoseBackend
 from .camera import CameraModel, CameraModelError
-from .config import EngineConfig
+from .config import LIVE_SETTINGS, EngineConfig, get_path, leaves
 from .detection import FaceDetector
 from .face_model import load_face_model
 from .filtering import PoseFilter
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator
 from .inference import create_engine
 from .landmarks import LandmarkEstimator
-from .models import DETECTORS, FACE_MESH, HEADPOSE_NETWORKS
+from .models import DETECTORS, FACE_MESH, HEADPOSE_NETWORKS, shrink
 from .rotation import quaternion_xyzw, yaw_pitch_roll_deg
 from .tracking import FaceTracker, random_ids, sequential_ids
 
@@ -147,6 +147,34 @@ class HeadPoseEngine:
             return FusionBackend(landmarks, network, config.fusion.max_landmark_yaw_deg)
         return landmarks or network
 
+    def apply_settings(self, config: EngineConfig) -> None:
+        """Switch to `config` while running; only LIVE_SETTINGS may differ from the current one.
+
+        Thresholds apply from the next image; tracking and smoothing settings to
+        tracks that start after the change. Raises ConfigError naming what
+        cannot change without a restart, or what is wrong with the values.
+        """
+        problems = config.problems()
+        frozen = [name for name, value, _ in leaves(config)
+                  if name not in LIVE_SETTINGS and value != get_path(self.config, name)]
+        if frozen:
+            problems.append(f"{', '.join(frozen)} only change{'s' if len(frozen) == 1 else ''} with a restart "
+                            "(they choose models and runtimes)")
+        if problems:
+            raise ConfigError("; ".join(problems))
+        d = config.detection
+        self.detector.score_threshold, self.detector.nms_iou_threshold = d.score_threshold, d.nms_iou_threshold
+        self.detector.min_face_size_px = d.min_face_size_px
+        for part in (self.backend, getattr(self.backend, "landmarks", None)):
+            if isinstance(part, LandmarkPnPBackend):
+                part.presence_threshold, part.pnp = config.landmarks.presence_threshold, config.pnp.settings()
+        if isinstance(self.backend, FusionBackend):
+            self.backend.max_landmark_yaw_deg = config.fusion.max_landmark_yaw_deg
+        s = config.smoothing
+        self.tracker.settings = config.tracking.tracker_settings()
+        self.tracker.make_filter = lambda: PoseFilter(s.position(), s.rotation())
+        self.config = config
+
     def describe(self) -> dict[str, str]:
         """Models and runtimes in use, for logs and diagnostics."""
         out = {"backend": self.backend.method,
@@ -158,6 +186,17 @@ class HeadPoseEngine:
                 est = part.network
                 out["network"] = f"{est.model.asset} ({est.engine.name})"
         return out
+
+    def _within_size(self, image_rgb: np.ndarray, camera: CameraModel):
+        """The image shrunk to max_image_side_px (if larger), its camera, and the (2,) x, y scale back to full size."""
+        limit = self.config.max_image_side_px
+        h, w = image_rgb.shape[:2]
+        if limit <= 0 or max(h, w) <= limit:
+            return image_rgb, camera, np.ones(2)
+        s = limit / max(h, w)
+        small_w, small_h = max(1, round(w * s)), max(1, round(h * s))
+        small = shrink(image_rgb, small_w, small_h)
+        return small, camera.scaled_to(small_w, small_h), np.array([w / small_w, h / small_h])
 
     def reset(self) -> list[str]:
         """Forget every track; returns the ids that ended."""
@@ -178,13 +217,14 @@ class HeadPoseEngine:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         camera = fit_camera_to_image(camera.validated(), image_rgb.shape[1], image_rgb.shape[0])
+        image_rgb, camera, to_full = self._within_size(image_rgb, camera)
         reset_reason, ended = "", []
         if self._last_stamp is not None and stamp < self._last_stamp:
             reset_reason = f"time moved backwards by {self._last_stamp - stamp:.3f} s"
             ended = self.reset()
         self._last_stamp = stamp
 
-        faces = self.detector.detect(image_rgb)
+        faces = self.detector.detect(image_rgb, self.config.detection.min_face_size_px / float(to_full.max()))
         timings["detect"] = _lap(clock)
         clock = time.perf_counter()
 
@@ -209,8 +249,9 @@ class HeadPoseEngine:
             else:
                 R, t = m.R, m.t
             if track.confirmed(min_hits):
-                heads.append(HeadPose(track.id, R, t, m.covariance, faces.boxes[i].copy(), est.confidence,
-                                      self.backend.method, est.landmarks))
+                landmarks = None if est.landmarks is None else est.landmarks * to_full
+                heads.append(HeadPose(track.id, R, t, m.covariance, faces.boxes[i] * np.tile(to_full, 2),
+                                      est.confidence, self.backend.method, landmarks))
         timings["smooth"] = _lap(clock)
         timings["total"] = sum(timings.values())
         return FrameResult(stamp, heads, len(faces), rejected, ended, reset_reason, timings)

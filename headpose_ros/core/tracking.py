@@ -62,7 +62,7 @@ class FaceTracker:
 
     def __init__(self, settings: TrackerSettings, make_filter: Callable[[], PoseFilter], make_id: Callable[[], str]):
         self.settings = settings
-        self._make_filter = make_filter
+        self.make_filter = make_filter  # for tracks started from now on
         self._make_id = make_id
         self.tracks: list[FaceTrack] = []
 
@@ -95,7 +95,7 @@ class FaceTracker:
                 track.misses += 1
         for d in range(n):
             if assigned[d] is None:
-                track = FaceTrack(id=self._make_id(), box=boxes[d].copy(), filter=self._make_filter(), hits=1)
+                track = FaceTrack(id=self._make_id(), box=boxes[d].copy(), filter=self.make_filter(), hits=1)
                 self.tracks.append(track)
                 assigned[d] = track
             else:

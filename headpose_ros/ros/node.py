@@ -16,31 +16,34 @@ converts the result back. Topics (all remappable):
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
 import rclpy
 import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus
-from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor
+from rcl_interfaces.msg import FloatingPointRange, ParameterDescriptor, SetParametersResult
+from rclpy.clock import Clock, ClockType
 from rclpy.exceptions import ParameterException
 from rclpy.node import Node
 from rclpy.parameter import Parameter
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
-from sensor_msgs.msg import CameraInfo, Image
+from sensor_msgs.msg import CameraInfo, CompressedImage, Image
 from visualization_msgs.msg import MarkerArray
 
 from headpose_ros.msg import AttentionEvent, AttentionTargetArray, HeadPoseArray
 
 from ..assets import AssetError
-from ..core.camera import CameraModelError
-from ..core.config import BACKENDS, DETECTOR_MODELS, ENGINES, ID_STYLES, NETWORKS, EngineConfig, leaves, with_values
+from ..core.camera import CameraModel, CameraModelError
+from ..core.config import (BACKENDS, DETECTOR_MODELS, ENGINES, ID_STYLES, LIVE_SETTINGS, NETWORKS, EngineConfig,
+                           leaves, with_values)
 from ..core.engine import ConfigError, HeadPoseEngine, fit_camera_to_image
 from ..core.attention import ROBOT, AttentionTracker
 from ..core.inference import InferenceError
 from ..core.visualization import annotate
 from .diagnostics import PipelineStats, diagnostics_message
-from .image_conversion import ImageConversionError, camera_from_info, image_to_rgb
+from .image_conversion import ImageConversionError, camera_from_info, compressed_to_rgb, image_to_rgb
 from .markers import MarkerIds, marker_array
 from .messages import attention_array, attention_event, face_transforms, head_pose_array
 from .targets import GazeSpec, TargetError, TargetResolver, TargetSpec
@@ -73,6 +76,11 @@ NODE_PARAMETERS = {
     "image_reliability": ("best_effort", "QoS reliability of the image and camera_info subscriptions: best_effort "
                                          "(works with every publisher) or reliable (only with reliable publishers)."),
     "publish_markers": (True, "Publish ~/markers (visualization_msgs/MarkerArray) for RViz."),
+    "image_transport": ("raw", "raw: subscribe to image (sensor_msgs/Image); compressed: to image/compressed "
+                               "(sensor_msgs/CompressedImage, JPEG or PNG, decoded with OpenCV)."),
+    "fallback_horizontal_fov_deg": (0.0, "Opt-in guessed intrinsics: without a usable CameraInfo, assume an ideal "
+                                         "camera of this horizontal field of view (deg) and say so; 0 publishes no "
+                                         "pose until a calibrated CameraInfo arrives."),
     "attention.robot_frame": ("", "TF frame of the robot as an attention target; empty: the camera's optical frame."),
     "attention.robot_offset": ([0.0, 0.0, 0.0], "Position (m) of the robot target in attention.robot_frame."),
     "attention.mutual_gaze": (False, "Report mutual gaze: needs the robot's own gaze (attention.robot_gaze_frame)."),
@@ -100,13 +108,19 @@ class HeadPoseNode(Node):
     def __init__(self, **kwargs):
         super().__init__("headpose_node", **kwargs)
         self.config = self._declare_engine_parameters()
-        p = {name: self._declare(name, default, ParameterDescriptor(description=description))
+        # The node's own settings are read at start-up: read-only, so a change is refused with that reason.
+        p = {name: self._declare(name, default, ParameterDescriptor(description=description, read_only=True))
              for name, (default, description) in NODE_PARAMETERS.items()}
         self.camera_frame, self.publish_tf = p["camera_frame"], p["publish_tf"]
         self.face_prefix, self.gaze_prefix = p["face_frame_prefix"], p["gaze_frame_prefix"]
         self.wait_warning_period = float(p["wait_warning_period"])
         if p["image_reliability"] not in ("best_effort", "reliable"):
             raise StartupError(f"image_reliability must be best_effort or reliable, not '{p['image_reliability']}'")
+        if p["image_transport"] not in ("raw", "compressed"):
+            raise StartupError(f"image_transport must be raw or compressed, not '{p['image_transport']}'")
+        self.fallback_fov = float(p["fallback_horizontal_fov_deg"])
+        if not 0 <= self.fallback_fov < 180:
+            raise StartupError(f"fallback_horizontal_fov_deg must be in [0, 180) (0: off), not {self.fallback_fov}")
         for name in ("diagnostics_period", "wait_warning_period"):
             if not p[name] > 0:
                 raise StartupError(f"{name} must be > 0 seconds, not {p[name]}")
@@ -124,6 +138,7 @@ class HeadPoseNode(Node):
         self._started = time.monotonic()
         self._last_image_time: float | None = None
         self._last_heads = 0
+        self._warned: dict[str, float] = {}  # message -> when it was last logged (_warn_each)
 
         self.heads_pub = self.create_publisher(HeadPoseArray, "~/heads", 10)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -133,9 +148,18 @@ class HeadPoseNode(Node):
         self.marker_ids = MarkerIds()
         self.debug_pub = self.create_publisher(Image, "~/debug_image", 2)
         self.info_sub = self.create_subscription(CameraInfo, "camera_info", self._on_camera_info, qos)
-        self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self.create_timer(float(p["diagnostics_period"]), self._publish_diagnostics)
-        self.create_timer(self.wait_warning_period, self._check_input)
+        if p["image_transport"] == "compressed":
+            # image_transport's naming: the (remapped) image topic with /compressed appended.
+            topic = self.resolve_topic_name("image") + "/compressed"
+            self.image_sub = self.create_subscription(CompressedImage, topic, self._on_compressed, qos)
+        else:
+            self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+        # Health is judged in real time, also under use_sim_time (a paused or absent /clock
+        # must not silence the diagnostics and the waiting warnings).
+        steady = Clock(clock_type=ClockType.STEADY_TIME)
+        self.create_timer(float(p["diagnostics_period"]), self._publish_diagnostics, clock=steady)
+        self.create_timer(self.wait_warning_period, self._check_input, clock=steady)
 
         models = ", ".join(f"{k}: {v}" for k, v in self.engine.describe().items())
         self.get_logger().info(
@@ -146,11 +170,18 @@ class HeadPoseNode(Node):
     # -- parameters -------------------------------------------------------------------------
 
     def _declare_engine_parameters(self) -> EngineConfig:
-        """One read-only parameter per engine setting, with its documentation as description."""
+        """One parameter per engine setting, with its documentation as description.
+
+        The LIVE_SETTINGS can be changed while the node runs (see _on_set_parameters);
+        the others choose models and runtimes and are read-only.
+        """
         defaults = EngineConfig()
         values = {}
         for name, default, description in leaves(defaults):
-            descriptor = ParameterDescriptor(description=description, read_only=True)
+            live = name in LIVE_SETTINGS
+            descriptor = ParameterDescriptor(
+                description=description + ("" if live else " (read-only: restart the node to change it)"),
+                read_only=not live)
             if name in _CHOICES:
                 descriptor.additional_constraints = "one of: " + ", ".join(_CHOICES[name])
             if name in _UNIT_INTERVAL:
@@ -199,6 +230,31 @@ class HeadPoseNode(Node):
             f"{[t.name for t in targets] or 'none'}, other faces {'too' if self.config.attention.faces_as_targets else 'not'}; "
             f"frames via {self.targets.backend}")
 
+    def _warn_each(self, message: str, period: float = 5.0) -> None:
+        """A warning throttled per message, not per call site: a second kind of problem is never hidden by the first."""
+        now = time.monotonic()
+        if now - self._warned.get(message, -math.inf) >= period:
+            self._warned[message] = now
+            self.get_logger().warn(message)
+
+    def _on_set_parameters(self, params) -> SetParametersResult:
+        """Apply changes of the LIVE_SETTINGS at once, or refuse them with the reason (read-only ones never get here)."""
+        names = {name for name, _, _ in leaves(self.config)}
+        values = {p.name: p.value for p in params if p.name in names}
+        if not values:
+            return SetParametersResult(successful=True)
+        try:
+            config = with_values(self.config, values)
+            self.engine.apply_settings(config)
+        except (ConfigError, KeyError, TypeError, ValueError) as exc:
+            self.get_logger().warn(f"parameter change refused: {exc}")
+            return SetParametersResult(successful=False, reason=str(exc))
+        self.config = config
+        if self.attention is not None:
+            self.attention.settings = config.attention
+        self.get_logger().info("parameters changed: " + ", ".join(f"{k}={v}" for k, v in values.items()))
+        return SetParametersResult(successful=True)
+
     # -- callbacks ----------------------------------------------------------------------------
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
@@ -211,45 +267,62 @@ class HeadPoseNode(Node):
         if problems:
             # Keep the last good intrinsics out of use too: they no longer describe this camera.
             self.camera, self.camera_problem = None, "; ".join(problems)
-            self.get_logger().warn(
-                f"refusing camera info on '{self.info_sub.topic_name}': {self.camera_problem}; "
-                "no poses until a calibrated CameraInfo arrives",
-                throttle_duration_sec=5.0,
-            )
+            self._warn_each(f"refusing camera info on '{self.info_sub.topic_name}': {self.camera_problem}; "
+                            "no poses until a calibrated CameraInfo arrives")
             return
         self.camera, self.camera_problem = camera, ""
         self.camera_info_frame = msg.header.frame_id
 
     def _on_image(self, msg: Image) -> None:
+        self._on_input(msg.header, lambda: image_to_rgb(msg.encoding, msg.width, msg.height, msg.step, msg.data))
+
+    def _on_compressed(self, msg: CompressedImage) -> None:
+        self._on_input(msg.header, lambda: compressed_to_rgb(msg.format, msg.data))
+
+    def _camera_for(self, width: int, height: int, frame_id: str):
+        """The intrinsics to use for this image: the latest valid CameraInfo, else the opt-in fallback, else None."""
+        if self.camera is not None:
+            return self.camera
+        if self.fallback_fov > 0:
+            self.get_logger().warn(
+                f"using GUESSED intrinsics ({self.fallback_fov:g} deg horizontal field of view, no distortion) "
+                f"because of: {self.camera_problem} on '{self.info_sub.topic_name}'; positions and angles are "
+                "approximate until the camera publishes its calibration", throttle_duration_sec=30.0)
+            return CameraModel.from_field_of_view(width, height, self.fallback_fov, frame_id)
+        self.stats.on_dropped("no valid camera info")
+        self.get_logger().warn(
+            f"dropping images: {self.camera_problem} on '{self.info_sub.topic_name}' "
+            f"({self.count_publishers(self.info_sub.topic_name)} publishers); poses need the camera's K and D "
+            "(or opt in to guessed intrinsics with fallback_horizontal_fov_deg)",
+            throttle_duration_sec=5.0,
+        )
+        return None
+
+    def _on_input(self, header, decode) -> None:
         start = time.perf_counter()
         self.stats.on_received()
         self._last_image_time = time.monotonic()
-        if self.camera is None:
-            self.stats.on_dropped("no valid camera info")
-            self.get_logger().warn(
-                f"dropping images: {self.camera_problem} on '{self.info_sub.topic_name}' "
-                f"({self.count_publishers(self.info_sub.topic_name)} publishers); poses need the camera's K and D",
-                throttle_duration_sec=5.0,
-            )
+        try:
+            rgb = decode()
+        except ImageConversionError as exc:
+            self.stats.on_dropped("bad image")
+            self._warn_each(f"dropping image on '{self.image_sub.topic_name}': {exc}")
             return
-        if msg.header.frame_id != self.camera_info_frame:
+        camera = self._camera_for(rgb.shape[1], rgb.shape[0], header.frame_id)
+        if camera is None:
+            return
+        if self.camera is not None and header.frame_id != self.camera_info_frame:
             self.get_logger().warn(
-                f"image frame_id '{msg.header.frame_id}' differs from camera info frame_id "
+                f"image frame_id '{header.frame_id}' differs from camera info frame_id "
                 f"'{self.camera_info_frame}': are both topics from the same camera?",
                 throttle_duration_sec=10.0,
             )
+        stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
         try:
-            rgb = image_to_rgb(msg.encoding, msg.width, msg.height, msg.step, msg.data)
-        except ImageConversionError as exc:
-            self.stats.on_dropped("bad image")
-            self.get_logger().warn(f"dropping image on '{self.image_sub.topic_name}': {exc}", throttle_duration_sec=5.0)
-            return
-        stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
-        try:
-            result = self.engine.process(rgb, self.camera, stamp)
+            faces = self._process(header, rgb, camera, stamp)
         except CameraModelError as exc:
             self.stats.on_dropped("camera info does not fit image")
-            self.get_logger().warn(f"dropping image: {exc}", throttle_duration_sec=5.0)
+            self._warn_each(f"dropping image: {exc}")
             return
         except Exception as exc:  # one bad frame must not end the node
             self.stats.on_error(f"{type(exc).__name__}: {exc}")
@@ -258,12 +331,17 @@ class HeadPoseNode(Node):
                 throttle_duration_sec=5.0,
             )
             return
+        self._last_heads = faces
+        self.stats.on_processed((time.perf_counter() - start) * 1000.0, faces)
+
+    def _process(self, header, rgb, camera, stamp: float) -> int:
+        """Estimate and publish everything for one image; returns the number of heads published."""
+        result = self.engine.process(rgb, camera, stamp)
         if result.reset:
             self.get_logger().warn(f"tracks reset: {result.reset}")
-        header = msg.header
         if self.camera_frame:
             header.frame_id = self.camera_frame
-        self.heads_pub.publish(head_pose_array(header, result.heads, msg.width, msg.height))
+        self.heads_pub.publish(head_pose_array(header, result.heads, rgb.shape[1], rgb.shape[0]))
         if self.tf is not None and result.heads:
             if header.frame_id:
                 transforms = []
@@ -281,12 +359,10 @@ class HeadPoseNode(Node):
             self.markers_pub.publish(marker_array(header, result.heads, attention, result.ended, self.marker_ids,
                                                   cone, min(1.0, self.config.attention.max_distance_m)))
         if self.debug_pub.get_subscription_count() > 0:
-            camera = fit_camera_to_image(self.camera, rgb.shape[1], rgb.shape[0])  # as the engine used it
-            canvas = annotate(rgb, camera, result.heads, attention)
+            canvas = annotate(rgb, fit_camera_to_image(camera, rgb.shape[1], rgb.shape[0]), result.heads, attention)
             self.debug_pub.publish(Image(header=header, height=canvas.shape[0], width=canvas.shape[1], encoding="bgr8",
                                          is_bigendian=0, step=canvas.shape[1] * 3, data=canvas.tobytes()))
-        self._last_heads = len(result.heads)
-        self.stats.on_processed((time.perf_counter() - start) * 1000.0, len(result.heads))
+        return len(result.heads)
 
     def _attend(self, header, result, stamp: float) -> dict:
         """Attention of this image's heads, published with its events; {face id: FaceAttention}."""
@@ -297,7 +373,7 @@ class HeadPoseNode(Node):
         self.attention.forget(result.ended)
         targets, gaze, problems = self.targets.resolve(header.frame_id)
         for problem in problems:
-            self.get_logger().warn(f"attention: {problem}; that target is left out", throttle_duration_sec=10.0)
+            self._warn_each(f"attention: {problem}; that target is left out", period=10.0)
         attention, events = self.attention.update(result.heads, targets, stamp, gaze)
         self.attention_pub.publish(attention_array(header, attention))
         for event in events:
@@ -327,6 +403,13 @@ class HeadPoseNode(Node):
                 f"({self.count_publishers(self.info_sub.topic_name)} publishers)"
             )
 
+    def _intrinsics_state(self) -> str:
+        """ok, missing or invalid; with ", fallback" when guessed intrinsics stand in."""
+        if self.camera is not None:
+            return "ok"
+        state = "invalid" if self.camera_info_received else "missing"
+        return f"{state}, fallback {self.fallback_fov:g} deg" if self.fallback_fov > 0 else state
+
     def _publish_diagnostics(self) -> None:
         s = self.stats.summary()
         values = {
@@ -338,7 +421,7 @@ class HeadPoseNode(Node):
             "images received": self.stats.total_received,
             "images processed": self.stats.total_processed,
             "images dropped": sum(self.stats.dropped.values()),
-            "intrinsics": "ok" if self.camera is not None else ("invalid" if self.camera_info_received else "missing"),
+            "intrinsics": self._intrinsics_state(),
             "last error": self.stats.last_error or "none",
         }
         values.update({f"dropped: {k}": v for k, v in self.stats.dropped.items()})
@@ -346,7 +429,8 @@ class HeadPoseNode(Node):
         if self.stats.consecutive_errors >= 3:
             level, message = DiagnosticStatus.ERROR, f"processing keeps failing: {self.stats.last_error}"
         elif self.camera is None:
-            level, message = DiagnosticStatus.WARN, f"camera info: {self.camera_problem}"
+            guessed = " (using guessed intrinsics)" if self.fallback_fov > 0 else ""
+            level, message = DiagnosticStatus.WARN, f"camera info: {self.camera_problem}{guessed}"
         elif self._last_image_time is None or time.monotonic() - self._last_image_time > self.wait_warning_period:
             level, message = DiagnosticStatus.WARN, "no images"
         else:
