@@ -121,3 +121,16 @@ def test_demo_takes_a_video_file(prepared_assets, tmp_path, photo):
     assert sum("1 face(s)" in line for line in out.stdout.splitlines()) >= 12
     missing = cli("demo", "--video", tmp_path / "missing.avi", "--isolated")
     assert missing.returncode == 2 and "cannot open video" in missing.stderr
+
+
+@pytest.mark.ros
+def test_soak_reports_drops_latency_memory_and_crashes(prepared_assets, tmp_path):
+    """A few seconds of the soak: what it reports (figures are printed, never asserted against the clock)."""
+    out = cli("soak", "--minutes", 0.1, "--rate", 30, "--out", tmp_path, timeout=180)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    r = json.loads((tmp_path / "soak.json").read_text())
+    assert r["published"] >= 100 and 0 < r["answered"] <= r["published"]
+    assert r["dropped"] == r["published"] - r["answered"]
+    assert r["latency"]["median_ms"] > 0 and r["crashes"] == 0 and r["node_alive"]
+    assert r["rss_mb"]["end"] > 50 and len(r["latency_per_window"]) == 1
+    assert "latency publish -> ~/heads" in out.stdout and "node RSS" in out.stdout

@@ -90,7 +90,7 @@ def test_frontal_face_pose_frames_and_stamps(client, photo, camera):
     # REP-155 frames on /tf, stamped with the image stamp.
     assert client.wait_until(lambda: any(
         t.child_frame_id == f"face_{head.id}" and t.header.stamp == stamp for _, m in client.tf for t in m.transforms
-    ), timeout=2.0)
+    ), timeout=5.0)
     transforms = {t.child_frame_id: t for _, m in client.tf for t in m.transforms if t.header.stamp == stamp}
     face, gaze = transforms[f"face_{head.id}"], transforms[f"gaze_{head.id}"]
     assert face.header.frame_id == FRAME and gaze.header.frame_id == f"face_{head.id}"

@@ -152,7 +152,6 @@ def attention_score(angle_deg: np.ndarray, distance_m: np.ndarray, cone_deg: np.
 @dataclass
 class _FaceState:
     current: str = ""
-    current_frame: str = ""
     since: float = 0.0  # when the current target was taken
     outside_since: float | None = None  # when the current target last left the widened cone
     pending: str = ""
@@ -177,11 +176,10 @@ class AttentionTracker:
     def reset(self) -> None:
         self._faces.clear()
 
-    def forget(self, face_ids) -> list[AttentionEvent]:
+    def forget(self, face_ids) -> None:
         """Drop ended tracks; no events (the track's end is its own news)."""
         for face_id in face_ids:
             self._faces.pop(face_id, None)
-        return []
 
     def candidates(self, face_id: str, R: np.ndarray, t: np.ndarray, targets: list[TargetPoint],
                    faces: dict[str, np.ndarray]) -> list[Candidate]:
@@ -217,14 +215,12 @@ class AttentionTracker:
                 events.append(AttentionEvent(head.track_id, previous, state.current, stamp,
                                              stamp - previous_since if previous else 0.0))
             chosen = next((c for c in cands if c.name == state.current), None) if state.current else None
-            robot = next((c for c in cands if c.name == ROBOT), None)
             looking_at_robot = state.current == ROBOT
             out.append(FaceAttention(
                 head.track_id, state.current, chosen.frame if chosen else "",
                 chosen.angle_deg if chosen else math.nan, chosen.distance_m if chosen else math.nan,
                 chosen.score if chosen else 0.0, stamp - state.since if state.current else 0.0,
-                looking_at_robot, looking_at_robot and robot is not None and _robot_sees(robot_gaze, head.t, s),
-                cands))
+                looking_at_robot, looking_at_robot and _robot_sees(robot_gaze, head.t, s), cands))
         return out, events
 
     def _select(self, state: _FaceState, cands: list[Candidate], best: Candidate | None, stamp: float) -> None:
@@ -249,11 +245,11 @@ class AttentionTracker:
         # The attended target is released once it has been out of its widened cone for
         # release_s, or at once when it is gone (a face that left the picture).
         if state.current and not keep and (current is None or stamp - state.outside_since >= s.release_s):
-            state.current, state.current_frame, state.outside_since, state.since = "", "", None, stamp
+            state.current, state.outside_since, state.since = "", None, stamp
 
     @staticmethod
     def _take(state: _FaceState, best: Candidate, stamp: float) -> None:
-        state.current, state.current_frame, state.since = best.name, best.frame, stamp
+        state.current, state.since = best.name, stamp
         state.pending, state.outside_since = "", None
 
 

@@ -35,11 +35,11 @@ from visualization_msgs.msg import MarkerArray
 from headpose_ros.msg import AttentionEvent, AttentionTargetArray, HeadPoseArray
 
 from ..assets import AssetError
+from ..core.attention import ROBOT, AttentionTracker
 from ..core.camera import CameraModel, CameraModelError
 from ..core.config import (BACKENDS, DETECTOR_MODELS, ENGINES, ID_STYLES, LIVE_SETTINGS, NETWORKS, EngineConfig,
                            leaves, with_values)
 from ..core.engine import ConfigError, HeadPoseEngine, fit_camera_to_image
-from ..core.attention import ROBOT, AttentionTracker
 from ..core.inference import InferenceError
 from ..core.visualization import annotate
 from .diagnostics import PipelineStats, diagnostics_message
@@ -213,7 +213,7 @@ class HeadPoseNode(Node):
         targets = []
         for name in p["attention.target_names"]:
             values = {key: self._declare(f"attention.targets.{name}.{key}", default,
-                                         ParameterDescriptor(description=description))
+                                         ParameterDescriptor(description=description, read_only=True))
                       for key, (default, description) in TARGET_PARAMETERS.items()}
             targets.append(TargetSpec(name, values["frame"], tuple(values["offset"]), values["cone_half_angle_deg"]))
         robot = TargetSpec(ROBOT, p["attention.robot_frame"], tuple(p["attention.robot_offset"]))
