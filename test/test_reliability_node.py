@@ -286,3 +286,29 @@ def test_compressed_input_with_guessed_intrinsics(compressed_node, photo):
             for d in c.diagnostics for s in d.status for kv in s.values), timeout=5.0)
     finally:
         c.close()
+
+
+def test_without_camera_info_the_node_says_what_it_waits_for_and_publishes_no_pose(ros, photo, camera):
+    params = {"wait_warning_period": 0.5, "diagnostics_period": 0.3}
+    remaps = {"image": "/noinfo/image_raw", "camera_info": "/noinfo/camera_info"}
+    c = CameraClient("/noinfo/image_raw", "/noinfo/camera_info", "/headpose_node_noinfo/heads", name="noinfo_client")
+    try:
+        with NodeProcess(default_params_file(), params=params, remaps=remaps, name="headpose_node_noinfo") as node:
+            c.wait_for_node(node, timeout=60)
+            frame = astronaut_frame(photo)
+            stamps = []
+
+            def send():
+                stamps.append(now_stamp())
+                c.publish_frame(frame, camera, stamps[-1], FRAME, send_info=False)  # images only
+
+            # (The client's CameraInfo publisher exists, and publishes nothing.)
+            assert until_logged(node, "dropping images: no CameraInfo received yet on '/noinfo/camera_info' "
+                                      "(1 publishers)", send)
+            assert until_logged(node, "waiting for camera info on '/noinfo/camera_info': no CameraInfo received yet",
+                                lambda: time.sleep(0.2))  # the images stop: it says what it waits for
+            assert all(c.heads_for(s) is None for s in stamps)
+            assert c.wait_until(lambda: any(kv.key == "intrinsics" and kv.value == "missing"
+                                            for d in c.diagnostics for s in d.status for kv in s.values), 3.0)
+    finally:
+        c.close()
