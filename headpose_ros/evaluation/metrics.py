@@ -73,30 +73,30 @@ def pick_head(heads, sample: Sample):
         best = int(np.argmax(iou))
         return heads[best] if iou[best] >= MIN_MATCH_IOU else None
     centres = (boxes[:, :2] + boxes[:, 2:]) / 2
-    if sample.t is not None and sample.t[2] > 0:
-        K = sample.camera.K
-        u, v = K[0, 0] * sample.t[0] / sample.t[2] + K[0, 2], K[1, 1] * sample.t[1] / sample.t[2] + K[1, 2]
-        return heads[int(np.argmin(np.hypot(centres[:, 0] - u, centres[:, 1] - v)))]
+    pixel = truth_pixel(sample)
+    if pixel is not None:
+        return heads[int(np.argmin(np.hypot(centres[:, 0] - pixel[0], centres[:, 1] - pixel[1])))]
     return heads[int(np.argmax(np.prod(boxes[:, 2:] - boxes[:, :2], axis=1)))]
 
 
-def view_ray_rotation(sample: Sample, head=None) -> np.ndarray:
+def truth_pixel(sample: Sample) -> tuple[float, float] | None:
+    """Where the true sellion projects (pinhole through K), or None without a position in front of the camera."""
+    if sample.t is None or sample.t[2] <= 0:
+        return None
+    K = sample.camera.K
+    return K[0, 0] * sample.t[0] / sample.t[2] + K[0, 2], K[1, 1] * sample.t[1] / sample.t[2] + K[1, 2]
+
+
+def view_ray_rotation(sample: Sample) -> np.ndarray:
     """(3, 3) rotation taking the optical axis onto the viewing ray through the face.
 
-    Through the true position when known, else the centre of the labelled box,
-    else the centre of the estimated head's box, else the image centre.
+    Through the true position when known, else the centre of the labelled box, else the image centre.
     """
-    camera = sample.camera
-    if sample.t is not None and sample.t[2] > 0:
-        K = camera.K
-        u, v = K[0, 0] * sample.t[0] / sample.t[2] + K[0, 2], K[1, 1] * sample.t[1] / sample.t[2] + K[1, 2]
-    elif sample.box is not None:
-        u, v = (sample.box[0] + sample.box[2]) / 2, (sample.box[1] + sample.box[3]) / 2
-    elif head is not None:
-        u, v = (head.box[0] + head.box[2]) / 2, (head.box[1] + head.box[3]) / 2
-    else:
-        u, v = camera.cx, camera.cy
-    return camera_from_ray(camera, u, v)
+    pixel = truth_pixel(sample)
+    if pixel is None and sample.box is not None:
+        pixel = (sample.box[0] + sample.box[2]) / 2, (sample.box[1] + sample.box[3]) / 2
+    u, v = pixel if pixel is not None else (sample.camera.cx, sample.camera.cy)
+    return camera_from_ray(sample.camera, u, v)
 
 
 def score(sample: Sample, heads) -> Outcome:
