@@ -354,10 +354,14 @@ class HeadPoseNode(Node):
                     throttle_duration_sec=10.0,
                 )
         attention = self._attend(header, result, stamp)
-        if self.markers_pub is not None:
+        if self.markers_pub is not None and self.markers_pub.get_subscription_count() > 0:
             cone = self.config.attention.cone_half_angle_deg
             self.markers_pub.publish(marker_array(header, result.heads, attention, result.ended, self.marker_ids,
                                                   cone, min(1.0, self.config.attention.max_distance_m)))
+        else:
+            # Nobody draws them (1.8 ms a frame for 6 faces): only forget the ended tracks' ids.
+            for track_id in result.ended:
+                self.marker_ids.release(track_id)
         if self.debug_pub.get_subscription_count() > 0:
             canvas = annotate(rgb, fit_camera_to_image(camera, rgb.shape[1], rgb.shape[0]), result.heads, attention)
             self.debug_pub.publish(Image(header=header, height=canvas.shape[0], width=canvas.shape[1], encoding="bgr8",
