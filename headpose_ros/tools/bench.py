@@ -120,15 +120,20 @@ def machine() -> dict[str, str]:
             "onnxruntime": onnxruntime.__version__, "system": f"{platform.system()} {platform.release()}"}
 
 
-def process_threads() -> int | None:
-    """Threads this process runs right now ("Threads:" of /proc/self/status; None where there is no /proc)."""
+def proc_status(field: str, pid: int | str = "self") -> int | None:
+    """The first number of a /proc/<pid>/status line ("Threads", "VmRSS" in kB, ...); None where it cannot be read."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Threads:"):
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1])
     except (OSError, ValueError):
         pass
     return None
+
+
+def process_threads() -> int | None:
+    """Threads this process runs right now (None where there is no /proc)."""
+    return proc_status("Threads")
 
 
 def stats(samples_ms) -> dict[str, float]:

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cli import CommandError
+from .bench import proc_status
 
 WARMUP_S = 10.0
 
@@ -43,13 +44,8 @@ def add_arguments(parser) -> None:
 
 def rss_mb(pid: int) -> float | None:
     """Resident memory of a process in MB (VmRSS), None if it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024.0
-    except (OSError, ValueError):
-        pass
-    return None
+    kb = proc_status("VmRSS", pid)
+    return None if kb is None else kb / 1024.0
 
 
 def _stats(values) -> dict:
