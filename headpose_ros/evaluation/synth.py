@@ -90,15 +90,24 @@ def fit_face(mesh_points: np.ndarray, model: FaceModel) -> tuple[FaceModel, floa
     return FaceModel(points=points, mirror=model.mirror, rigid=model.rigid), facing
 
 
-def source_faces(photo: Callable[[str], np.ndarray], names=SOURCE_PHOTOS, log=print) -> list[tuple[str, TexturedFace]]:
-    """Fitted, textured faces of the near-frontal faces in the named photos."""
+def face_detector():
+    """BlazeFace full range on ONNX Runtime, from the asset cache (finds the faces to fit and to avoid)."""
     from .. import assets
     from ..core.detection import FaceDetector
     from ..core.inference import OnnxRuntimeEngine
-    from ..core.landmarks import LandmarkEstimator
-    from ..core.models import BLAZEFACE_FULL_RANGE, FACE_MESH
+    from ..core.models import BLAZEFACE_FULL_RANGE
 
-    detector = FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntimeEngine(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
+    return FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntimeEngine(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
+
+
+def source_faces(photo: Callable[[str], np.ndarray], names=SOURCE_PHOTOS, log=print) -> list[tuple[str, TexturedFace]]:
+    """Fitted, textured faces of the near-frontal faces in the named photos."""
+    from .. import assets
+    from ..core.inference import OnnxRuntimeEngine
+    from ..core.landmarks import LandmarkEstimator
+    from ..core.models import FACE_MESH
+
+    detector = face_detector()
     mesh = LandmarkEstimator(FACE_MESH, OnnxRuntimeEngine(assets.model_path(FACE_MESH.asset)))
     model = load_face_model()
     triangles = frontal_triangles(model)
@@ -161,12 +170,7 @@ def background(rng: np.random.Generator, width: int, height: int, patches: list[
 
 def faceless_patches(photo: Callable[[str], np.ndarray], names=SOURCE_PHOTOS, size: int = 96) -> list[np.ndarray]:
     """Square patches of the photos that hold no face (clear of every detected face box)."""
-    from .. import assets
-    from ..core.detection import FaceDetector
-    from ..core.inference import OnnxRuntimeEngine
-    from ..core.models import BLAZEFACE_FULL_RANGE
-
-    detector = FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntimeEngine(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
+    detector = face_detector()
     patches = []
     for name in names:
         image = photo(name)
@@ -200,10 +204,9 @@ class Rendered:
     t: np.ndarray
     box: np.ndarray
     view_ypr_deg: np.ndarray
-    source: str
 
 
-def render_sample(face: TexturedFace, source: str, settings: SynthSettings, rng: np.random.Generator,
+def render_sample(face: TexturedFace, settings: SynthSettings, rng: np.random.Generator,
                   patches: list[np.ndarray], tries: int = 20) -> Rendered | None:
     """A random pose of `face` whose mask lies inside the image with a margin; None after `tries`."""
     camera = settings.camera()
@@ -226,7 +229,7 @@ def render_sample(face: TexturedFace, source: str, settings: SynthSettings, rng:
         box = np.concatenate([px.min(axis=0), px.max(axis=0)])
         if box[0] < margin or box[1] < margin or box[2] > settings.width - margin or box[3] > settings.height - margin:
             continue
-        return Rendered(photometric(image, rng, settings.max_noise), R, t, box, view, source)
+        return Rendered(photometric(image, rng, settings.max_noise), R, t, box, view)
     return None
 
 
@@ -245,7 +248,7 @@ def synthesize(out: Path, settings: SynthSettings, photo: Callable[[str], np.nda
     samples = []
     for i in range(settings.count):
         source, face = faces[i % len(faces)]
-        r = render_sample(face, source, settings, rng, patches)
+        r = render_sample(face, settings, rng, patches)
         if r is None:
             log(f"synth: sample {i}: no pose of {source} fitted in the image; skipped")
             continue
