@@ -47,13 +47,13 @@ def textured_astronaut(photo):
     from headpose_ros import assets
     from headpose_ros.core.detection import FaceDetector
     from headpose_ros.core.face_model import load_face_model
-    from headpose_ros.core.inference import OnnxRuntimeEngine
+    from headpose_ros.core.inference import OnnxRuntime
     from headpose_ros.core.landmarks import LandmarkEstimator
     from headpose_ros.core.models import BLAZEFACE_FULL_RANGE, FACE_MESH
     from headpose_ros.core.render import textured_face
 
     image = photo("astronaut")
-    detector = FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntimeEngine(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
-    mesh = LandmarkEstimator(FACE_MESH, OnnxRuntimeEngine(assets.model_path(FACE_MESH.asset)))
+    detector = FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntime(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
+    mesh = LandmarkEstimator(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset)))
     landmarks = mesh.estimate(image, detector.detect(image)).points[0]
     return textured_face(image, landmarks, load_face_model())

@@ -119,7 +119,7 @@ def test_hopenet_position_and_covariance(engines, face):
 def test_faces_of_a_frame_go_through_the_network_in_one_batch(engines, photo):
     group = photo("t1")
     network = engines["hopenet"].backend.network
-    assert network._batched
+    assert network.engine.accepts_batch(WHENET.input.name)
     boxes = engines["hopenet"].detector.detect(group).boxes
     together = network.estimate(group, boxes).ypr_deg
     alone = np.concatenate([network.estimate(group, boxes[i:i + 1]).ypr_deg for i in range(len(boxes))])

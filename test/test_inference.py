@@ -1,4 +1,4 @@
-"""create_engine: the engine choice, its log line and its refusals, on the real cached models.
+"""create_runtime: the engine choice, its log line and its refusals, on the real cached models.
 
 These run wherever the suite runs. On a machine without an NVIDIA GPU and
 tensorrt (this project's development machines and CI) `auto` must pick ONNX
@@ -14,12 +14,12 @@ import numpy as np
 import pytest
 
 from headpose_ros import assets
-from headpose_ros.core import inference
+from headpose_ros.core.inference import devices
 from headpose_ros.core.inference import (
     TENSORRT_INSTALL_HINT,
     InferenceError,
-    OnnxRuntimeEngine,
-    create_engine,
+    OnnxRuntime,
+    create_runtime,
     gpu_status,
     tensorrt_status,
 )
@@ -42,7 +42,7 @@ def test_gpu_status_answers_quickly_and_never_raises():
     usable, reason = gpu_status(refresh=True)
     elapsed = time.perf_counter() - start
     assert isinstance(usable, bool) and isinstance(reason, str) and reason
-    assert elapsed < inference.GPU_PROBE_TIMEOUT_S + 1.0
+    assert elapsed < devices.GPU_PROBE_TIMEOUT_S + 1.0
     if not usable:
         # The reason names what is missing, e.g. "no NVIDIA driver (libcuda.so.1 not found)".
         assert any(word in reason for word in ("driver", "device", "CUDA")), reason
@@ -62,8 +62,8 @@ def test_gpu_status_reports_a_hanging_driver_instead_of_hanging(monkeypatch):
         release.wait(30)
         return True, "never"
 
-    monkeypatch.setattr(inference, "_probe_cuda_driver", stuck_probe)
-    monkeypatch.setattr(inference, "GPU_PROBE_TIMEOUT_S", 0.2)
+    monkeypatch.setattr(devices, "_probe_cuda_driver", stuck_probe)
+    monkeypatch.setattr(devices, "GPU_PROBE_TIMEOUT_S", 0.2)
     try:
         start = time.perf_counter()
         usable, reason = gpu_status(refresh=True)
@@ -79,7 +79,7 @@ def test_gpu_status_turns_a_probe_crash_into_a_reason(monkeypatch):
     def broken_probe():
         raise OSError("libcuda.so.1: invalid ELF header")
 
-    monkeypatch.setattr(inference, "_probe_cuda_driver", broken_probe)
+    monkeypatch.setattr(devices, "_probe_cuda_driver", broken_probe)
     try:
         usable, reason = gpu_status(refresh=True)
         assert not usable and "invalid ELF header" in reason
@@ -91,8 +91,8 @@ def test_gpu_status_turns_a_probe_crash_into_a_reason(monkeypatch):
 @pytest.mark.skipif(TENSORRT_USABLE, reason="TensorRT can run on this machine")
 def test_auto_picks_onnxruntime_and_says_why(landmark_model):
     lines: list[str] = []
-    engine = create_engine(landmark_model, kind="auto", threads=1, max_batch=4, fp16=True, log=lines.append)
-    assert isinstance(engine, OnnxRuntimeEngine)
+    engine = create_runtime(landmark_model, kind="auto", threads=1, max_batch=4, fp16=True, log=lines.append)
+    assert isinstance(engine, OnnxRuntime)
     assert engine.name.startswith("onnxruntime:")
     assert len(lines) == 1, lines
     line = lines[0]
@@ -107,7 +107,7 @@ def test_auto_picks_onnxruntime_and_says_why(landmark_model):
 @pytest.mark.skipif(not TENSORRT_USABLE, reason="needs an NVIDIA GPU and tensorrt")
 def test_auto_picks_tensorrt_where_it_can_run(landmark_model, tmp_path):
     lines: list[str] = []
-    engine = create_engine(landmark_model, kind="auto", max_batch=2, cache_dir=tmp_path, log=lines.append)
+    engine = create_runtime(landmark_model, kind="auto", max_batch=2, cache_dir=tmp_path, log=lines.append)
     try:
         assert engine.name.startswith("tensorrt:")
         assert any(line.startswith("engine auto for face_landmark.onnx: tensorrt:") for line in lines), lines
@@ -119,7 +119,7 @@ def test_auto_picks_tensorrt_where_it_can_run(landmark_model, tmp_path):
 def test_tensorrt_kind_fails_at_once_with_the_missing_piece_and_the_fix(landmark_model):
     start = time.perf_counter()
     with pytest.raises(InferenceError) as err:
-        create_engine(landmark_model, kind="tensorrt", log=lambda line: None)
+        create_runtime(landmark_model, kind="tensorrt", log=lambda line: None)
     assert time.perf_counter() - start < 2.0  # no build, no long probe: it fails at once
     message = str(err.value)
     assert "tensorrt" in message
@@ -129,8 +129,8 @@ def test_tensorrt_kind_fails_at_once_with_the_missing_piece_and_the_fix(landmark
 
 
 def test_tensorrt_reason_names_every_missing_piece(monkeypatch):
-    monkeypatch.setattr(inference.importlib.util, "find_spec", lambda name: None)
-    monkeypatch.setattr(inference, "gpu_status", lambda refresh=False: (False, "no NVIDIA driver (test)"))
+    monkeypatch.setattr(devices.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(devices, "gpu_status", lambda refresh=False: (False, "no NVIDIA driver (test)"))
     usable, reason = tensorrt_status()
     assert not usable
     assert "tensorrt is not installed" in reason
@@ -140,24 +140,24 @@ def test_tensorrt_reason_names_every_missing_piece(monkeypatch):
 
 def test_unknown_kind_is_refused(landmark_model):
     with pytest.raises(InferenceError, match="unknown inference engine 'bogus'.*onnxruntime, tensorrt, auto"):
-        create_engine(landmark_model, kind="bogus")
+        create_runtime(landmark_model, kind="bogus")
 
 
 def test_bad_max_batch_is_refused(landmark_model):
     with pytest.raises(InferenceError, match="max_batch"):
-        create_engine(landmark_model, kind="onnxruntime", max_batch=0)
+        create_runtime(landmark_model, kind="onnxruntime", max_batch=0)
 
 
 @pytest.mark.parametrize("kind", ["onnxruntime", "auto"])
 def test_missing_model_names_the_file_and_the_fix(tmp_path, kind):
     missing = tmp_path / "nothing.onnx"
     with pytest.raises(InferenceError, match="nothing.onnx does not exist.*headpose-ros prepare"):
-        create_engine(missing, kind=kind, log=lambda line: None)
+        create_runtime(missing, kind=kind, log=lambda line: None)
 
 
 def test_onnxruntime_engine_name_threads_and_providers(landmark_model):
-    engine = create_engine(landmark_model, kind="onnxruntime", threads=1)
-    assert isinstance(engine, OnnxRuntimeEngine)
+    engine = create_runtime(landmark_model, kind="onnxruntime", threads=1)
+    assert isinstance(engine, OnnxRuntime)
     providers = engine._session.get_providers()
     assert engine.name == f"onnxruntime:{providers[0]}"
     assert engine._session.get_session_options().intra_op_num_threads == 1
@@ -169,18 +169,18 @@ def test_onnxruntime_providers_put_cuda_first_only_with_a_gpu(monkeypatch):
     import onnxruntime as ort
 
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
-    monkeypatch.setattr(inference, "gpu_status", lambda refresh=False: (True, "GPU (test)"))
-    assert inference.onnxruntime_providers() == ("CUDAExecutionProvider", "CPUExecutionProvider")
-    monkeypatch.setattr(inference, "gpu_status", lambda refresh=False: (False, "no GPU (test)"))
-    assert inference.onnxruntime_providers() == ("CPUExecutionProvider",)
+    monkeypatch.setattr(devices, "gpu_status", lambda refresh=False: (True, "GPU (test)"))
+    assert devices.onnxruntime_providers() == ("CUDAExecutionProvider", "CPUExecutionProvider")
+    monkeypatch.setattr(devices, "gpu_status", lambda refresh=False: (False, "no GPU (test)"))
+    assert devices.onnxruntime_providers() == ("CPUExecutionProvider",)
     monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
-    monkeypatch.setattr(inference, "gpu_status", lambda refresh=False: (True, "GPU (test)"))
-    assert inference.onnxruntime_providers() == ("CPUExecutionProvider",)
+    monkeypatch.setattr(devices, "gpu_status", lambda refresh=False: (True, "GPU (test)"))
+    assert devices.onnxruntime_providers() == ("CPUExecutionProvider",)
 
 
 def test_accepts_batch_dynamic_landmarks_and_fixed_detector(landmark_model, detector_model):
-    mesh = create_engine(landmark_model, kind="onnxruntime")
-    detector = create_engine(detector_model, kind="onnxruntime")
+    mesh = create_runtime(landmark_model, kind="onnxruntime")
+    detector = create_runtime(detector_model, kind="onnxruntime")
     assert mesh.accepts_batch(mesh.input_names[0]) is True
     assert detector.accepts_batch(detector.input_names[0]) is False
     # What accepts_batch promises: a batch of 3 in one run equals three single runs.

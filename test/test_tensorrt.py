@@ -1,4 +1,4 @@
-"""TensorRTEngine: real GPU tests where TensorRT can run, and its cache and run logic everywhere.
+"""TensorRTRuntime: real GPU tests where TensorRT can run, and its cache and run logic everywhere.
 
 Two parts:
 
@@ -19,7 +19,7 @@ Two parts:
     fake builder serializes, and the fake execution context computes from
     the bytes behind the device pointers; the fake CUDA layer keeps "device"
     and pinned "host" memory as host buffers and checks every copy's
-    direction and size. What they cover is TensorRTEngine's own logic:
+    direction and size. What they cover is TensorRTRuntime's own logic:
       - the cache key: changing the ONNX bytes, the TensorRT version, the GPU
         name, the compute capability, the precision or max_batch changes it;
       - cache hit (no build) on a second construction, with the same outcome;
@@ -36,7 +36,7 @@ Two parts:
       - run(): batches of 1..max_batch, larger ones split, empty ones, fixed
         batch models, fp16 I/O tensors staged and returned as float32, input
         validation; close() frees every buffer and the stream;
-      - create_engine("tensorrt" / "auto") wiring, and auto's fallback to ONNX
+      - create_runtime("tensorrt" / "auto") wiring, and auto's fallback to ONNX
         Runtime when TensorRT fails for a model.
     What the mocks cannot tell, and only (a) can: that the real TensorRT and
     cuda-python accept these calls as written, and the numbers.
@@ -60,10 +60,12 @@ import numpy as np
 import pytest
 
 from headpose_ros import assets
-from headpose_ros.core import inference
-from headpose_ros.core import tensorrt_engine as te
-from headpose_ros.core.inference import InferenceError, OnnxRuntimeEngine, create_engine, tensorrt_status
-from headpose_ros.core.tensorrt_engine import TensorRTEngine, cache_key, cache_key_fields
+from headpose_ros.core import files
+from headpose_ros.core.inference import InferenceError, OnnxRuntime, create_runtime, devices, tensorrt_status
+from headpose_ros.core.inference import tensorrt_cache
+from headpose_ros.core.inference import tensorrt_runtime as te
+from headpose_ros.core.inference.tensorrt_cache import cache_key, cache_key_fields
+from headpose_ros.core.inference.tensorrt_runtime import TensorRTRuntime
 
 TENSORRT_USABLE, TENSORRT_REASON = tensorrt_status()
 needs_gpu = pytest.mark.skipif(not TENSORRT_USABLE, reason="needs an NVIDIA GPU and tensorrt")
@@ -107,7 +109,7 @@ def gpu_cache(tmp_path_factory):
 
 
 def _ort_reference(model, x):
-    ort = OnnxRuntimeEngine(model, threads=2)
+    ort = OnnxRuntime(model, threads=2)
     outs = [ort.run({ort.input_names[0]: x[i:i + 1]}) for i in range(len(x))]
     return {name: np.concatenate([o[name] for o in outs]) for name in ort.output_names}
 
@@ -125,7 +127,7 @@ def _assert_close(actual, expected, rel, what):
 @pytest.mark.parametrize("fp16, rel", [(False, 1e-3), (True, 2e-2)], ids=["fp32", "fp16"])
 def test_gpu_engine_matches_onnxruntime(landmark_model, face_crops, gpu_cache, fp16, rel):
     lines: list[str] = []
-    engine = TensorRTEngine(landmark_model, max_batch=GPU_MAX_BATCH, fp16=fp16, cache_dir=gpu_cache, log=lines.append)
+    engine = TensorRTRuntime(landmark_model, max_batch=GPU_MAX_BATCH, fp16=fp16, cache_dir=gpu_cache, log=lines.append)
     try:
         assert engine.name.startswith("tensorrt:") and engine.name.endswith(engine.precision)
         assert engine.accepts_batch(engine.input_names[0])
@@ -146,14 +148,14 @@ def test_gpu_engine_matches_onnxruntime(landmark_model, face_crops, gpu_cache, f
 @pytest.mark.slow
 def test_gpu_cache_hit_is_fast_and_builds_nothing(landmark_model, face_crops, tmp_path):
     first_log: list[str] = []
-    first = TensorRTEngine(landmark_model, max_batch=2, fp16=True, cache_dir=tmp_path, log=first_log.append)
+    first = TensorRTRuntime(landmark_model, max_batch=2, fp16=True, cache_dir=tmp_path, log=first_log.append)
     out_first = first.run({first.input_names[0]: face_crops[:2]})
     first.close()
     assert first.built and first.cached and first.engine_file.is_file() and first.meta_file.is_file()
 
     second_log: list[str] = []
     start = time.perf_counter()
-    second = TensorRTEngine(landmark_model, max_batch=2, fp16=True, cache_dir=tmp_path, log=second_log.append)
+    second = TensorRTRuntime(landmark_model, max_batch=2, fp16=True, cache_dir=tmp_path, log=second_log.append)
     elapsed = time.perf_counter() - start
     try:
         assert not second.built
@@ -167,7 +169,7 @@ def test_gpu_cache_hit_is_fast_and_builds_nothing(landmark_model, face_crops, tm
         second.close()
 
 
-def _copy_entry(src_engine: TensorRTEngine, dest: Path) -> tuple[Path, Path]:
+def _copy_entry(src_engine: TensorRTRuntime, dest: Path) -> tuple[Path, Path]:
     dest.mkdir(parents=True, exist_ok=True)
     engine_file = dest / src_engine.engine_file.name
     meta_file = dest / src_engine.meta_file.name
@@ -179,7 +181,7 @@ def _copy_entry(src_engine: TensorRTEngine, dest: Path) -> tuple[Path, Path]:
 @needs_gpu
 @pytest.mark.slow
 def test_gpu_stale_entry_is_rebuilt_with_the_reason(landmark_model, face_crops, gpu_cache, tmp_path):
-    seed = TensorRTEngine(landmark_model, max_batch=GPU_MAX_BATCH, cache_dir=gpu_cache, log=lambda line: None)
+    seed = TensorRTRuntime(landmark_model, max_batch=GPU_MAX_BATCH, cache_dir=gpu_cache, log=lambda line: None)
     seed.close()
     _, meta_file = _copy_entry(seed, tmp_path)
     meta = json.loads(meta_file.read_text())
@@ -188,7 +190,7 @@ def test_gpu_stale_entry_is_rebuilt_with_the_reason(landmark_model, face_crops, 
     meta_file.write_text(json.dumps(meta))
 
     lines: list[str] = []
-    engine = TensorRTEngine(landmark_model, max_batch=GPU_MAX_BATCH, cache_dir=tmp_path, log=lines.append)
+    engine = TensorRTRuntime(landmark_model, max_batch=GPU_MAX_BATCH, cache_dir=tmp_path, log=lines.append)
     try:
         assert engine.built
         assert any("stale" in line and "tensorrt 0.0.0 ->" in line for line in lines), lines
@@ -203,7 +205,7 @@ def test_gpu_stale_entry_is_rebuilt_with_the_reason(landmark_model, face_crops, 
 @pytest.mark.slow
 @pytest.mark.parametrize("keep_checksum", [False, True], ids=["checksum-mismatch", "trt-rejects-bytes"])
 def test_gpu_corrupt_entry_is_rebuilt(landmark_model, gpu_cache, tmp_path, keep_checksum):
-    seed = TensorRTEngine(landmark_model, max_batch=GPU_MAX_BATCH, cache_dir=gpu_cache, log=lambda line: None)
+    seed = TensorRTRuntime(landmark_model, max_batch=GPU_MAX_BATCH, cache_dir=gpu_cache, log=lambda line: None)
     seed.close()
     engine_file, meta_file = _copy_entry(seed, tmp_path)
     plan = engine_file.read_bytes()
@@ -220,7 +222,7 @@ def test_gpu_corrupt_entry_is_rebuilt(landmark_model, gpu_cache, tmp_path, keep_
         meta_file.write_text(json.dumps(meta))
 
     lines: list[str] = []
-    engine = TensorRTEngine(landmark_model, max_batch=GPU_MAX_BATCH, cache_dir=tmp_path, log=lines.append)
+    engine = TensorRTRuntime(landmark_model, max_batch=GPU_MAX_BATCH, cache_dir=tmp_path, log=lines.append)
     try:
         assert engine.built
         assert any("corrupt" in line for line in lines), lines
@@ -241,12 +243,12 @@ def test_gpu_timing_per_crop(landmark_model, face_crops, gpu_cache, capsys):
             run(x)
         return (time.perf_counter() - start) / repeats * 1000 / len(x)
 
-    ort = OnnxRuntimeEngine(landmark_model, threads=2)
+    ort = OnnxRuntime(landmark_model, threads=2)
     name_in = ort.input_names[0]
     for n in (1, GPU_MAX_BATCH):
         rows.append(("onnxruntime CPU (2 threads)", n, timed(lambda x: ort.run({name_in: x}), face_crops[:n], 20)))
     for fp16 in (False, True):
-        engine = TensorRTEngine(landmark_model, max_batch=GPU_MAX_BATCH, fp16=fp16, cache_dir=gpu_cache,
+        engine = TensorRTRuntime(landmark_model, max_batch=GPU_MAX_BATCH, fp16=fp16, cache_dir=gpu_cache,
                                 log=lambda line: None)
         try:
             for n in (1, GPU_MAX_BATCH):
@@ -604,7 +606,7 @@ def reference(x: np.ndarray, outputs=None) -> dict[str, np.ndarray]:
 def fake_trt(monkeypatch):
     trt = make_fake_tensorrt()
     monkeypatch.setitem(sys.modules, "tensorrt", trt)
-    monkeypatch.setattr(te, "_unwritable_dirs", set())
+    monkeypatch.setattr(tensorrt_cache, "_unwritable_dirs", set())
     return trt
 
 
@@ -628,8 +630,8 @@ class Log(list):
         return any(all(w in line for w in words) for line in self)
 
 
-def make(model, cache, cuda, log=None, **kw) -> TensorRTEngine:
-    return TensorRTEngine(model, cache_dir=cache, cuda=cuda, log=log if log is not None else Log().append, **kw)
+def make(model, cache, cuda, log=None, **kw) -> TensorRTRuntime:
+    return TensorRTRuntime(model, cache_dir=cache, cuda=cuda, log=log if log is not None else Log().append, **kw)
 
 
 # --- the key ---------------------------------------------------------------------------------------
@@ -719,7 +721,7 @@ def test_precision_and_max_batch_have_their_own_entries(fake_trt, cuda, model, c
     assert len(fake_trt.builds) == 2
 
 
-def _rewrite_engine(engine: TensorRTEngine, data: bytes, fix_checksum: bool) -> None:
+def _rewrite_engine(engine: TensorRTRuntime, data: bytes, fix_checksum: bool) -> None:
     engine.engine_file.write_bytes(data)
     if fix_checksum:
         meta = json.loads(engine.meta_file.read_text())
@@ -767,7 +769,7 @@ def test_writes_are_atomic_replacements_from_the_same_folder(fake_trt, cuda, mod
         replaced.append((Path(src), Path(dst), Path(src).read_bytes()))
         real_replace(src, dst)
 
-    monkeypatch.setattr(te.os, "replace", spy)
+    monkeypatch.setattr(files.os, "replace", spy)
     engine = make(model, cache, cuda)
     assert [dst for _, dst, _ in replaced] == [engine.engine_file, engine.meta_file]
     for src, dst, content in replaced:
@@ -786,7 +788,7 @@ def test_a_failed_write_keeps_the_previous_entry_and_no_temp_file(fake_trt, cuda
     def failing_replace(src, dst):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(te.os, "replace", failing_replace)
+    monkeypatch.setattr(files.os, "replace", failing_replace)
     log = Log()
     engine = make(model, cache, cuda, log.append)
     assert engine.built and not engine.cached
@@ -813,7 +815,7 @@ def test_read_only_filesystem_is_tolerated(fake_trt, cuda, model, cache, monkeyp
     def read_only(*args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")
 
-    monkeypatch.setattr(te.tempfile, "mkstemp", read_only)
+    monkeypatch.setattr(files.tempfile, "mkstemp", read_only)
     log = Log()
     engine = make(model, cache, cuda, log.append)
     assert engine.built and not engine.cached
@@ -833,11 +835,20 @@ def test_read_only_folder_permissions_are_tolerated(fake_trt, cuda, model, cache
         cache.chmod(0o700)
 
 
-def test_default_cache_dir_is_the_asset_cache(fake_trt, cuda, model, tmp_path, monkeypatch):
-    monkeypatch.setenv("HEADPOSE_ROS_CACHE", str(tmp_path / "assets"))
-    engine = TensorRTEngine(model, cuda=cuda, log=lambda line: None)
-    assert engine.cache_dir == assets.cache_dir() / "tensorrt" == tmp_path / "assets" / "tensorrt"
-    assert engine.engine_file.parent == engine.cache_dir and engine.engine_file.is_file()
+def test_the_engine_caches_tensorrt_engines_in_the_asset_cache_by_default(tmp_path, monkeypatch, prepared_assets):
+    """inference.engine_cache_dir empty: every runtime is created with <asset cache>/tensorrt."""
+    from headpose_ros.core import engine as engine_module
+    from headpose_ros.core.config import still_image_config
+
+    seen = []
+    real = engine_module.create_runtime
+    monkeypatch.setattr(engine_module, "create_runtime", lambda path, **kw: seen.append(kw["cache_dir"]) or real(path, **kw))
+    engine_module.HeadPoseEngine(still_image_config({"backend": "fusion", "inference.engine": "onnxruntime"}),
+                                 log=lambda line: None)
+    assert seen and all(Path(d) == assets.cache_dir() / "tensorrt" for d in seen), seen
+    seen.clear()
+    engine_module.HeadPoseEngine(still_image_config({"inference.engine_cache_dir": str(tmp_path)}), log=lambda line: None)
+    assert seen and all(Path(d) == tmp_path for d in seen), seen
 
 
 # --- what the builder is asked for -----------------------------------------------------------------
@@ -1010,37 +1021,37 @@ def test_missing_tensorrt_is_an_inference_error_with_the_fix(cuda, model, cache,
         make(model, cache, cuda)
 
 
-# --- create_engine wiring ----------------------------------------------------------------------------
+# --- create_runtime wiring ----------------------------------------------------------------------------
 
 
 @pytest.fixture
 def tensorrt_can_run(fake_trt, cuda, monkeypatch):
     """Pretend tensorrt, cuda-python and a GPU are present: the fakes stand in for them."""
-    monkeypatch.setattr(inference, "tensorrt_status", lambda: (True, "tensorrt 10.0.1 on Fake GPU 9000 (test)"))
+    monkeypatch.setattr(devices, "tensorrt_status", lambda: (True, "tensorrt 10.0.1 on Fake GPU 9000 (test)"))
     monkeypatch.setattr(te, "CudaRuntime", lambda: cuda)
     return fake_trt
 
 
-def test_create_engine_tensorrt_builds_a_tensorrt_engine(tensorrt_can_run, model, cache):
+def test_create_runtime_tensorrt_builds_a_tensorrt_engine(tensorrt_can_run, model, cache):
     log = Log()
-    engine = create_engine(model, kind="tensorrt", max_batch=3, fp16=True, cache_dir=cache, log=log.append)
-    assert isinstance(engine, TensorRTEngine)
+    engine = create_runtime(model, kind="tensorrt", max_batch=3, fp16=True, cache_dir=cache, log=log.append)
+    assert isinstance(engine, TensorRTRuntime)
     assert engine.max_batch == 3 and engine.precision == "fp16" and engine.cache_dir == cache
     assert engine.name == "tensorrt:Fake GPU 9000 fp16"
 
 
-def test_create_engine_auto_picks_tensorrt_and_says_why(tensorrt_can_run, model, cache):
+def test_create_runtime_auto_picks_tensorrt_and_says_why(tensorrt_can_run, model, cache):
     log = Log()
-    engine = create_engine(model, kind="auto", cache_dir=cache, log=log.append)
-    assert isinstance(engine, TensorRTEngine)
+    engine = create_runtime(model, kind="auto", cache_dir=cache, log=log.append)
+    assert isinstance(engine, TensorRTRuntime)
     assert log.has("engine auto for net.onnx: tensorrt:Fake GPU 9000 fp32", "Fake GPU 9000 (test)"), log
 
 
-def test_create_engine_auto_falls_back_to_onnxruntime_when_tensorrt_fails(tensorrt_can_run, cache, prepared_assets):
+def test_create_runtime_auto_falls_back_to_onnxruntime_when_tensorrt_fails(tensorrt_can_run, cache, prepared_assets):
     # The fake parser cannot read a real ONNX file: as if TensorRT lacked an operator of this model.
     real_model = assets.model_path("face_landmark")
     log = Log()
-    engine = create_engine(real_model, kind="auto", cache_dir=cache, log=log.append)
-    assert isinstance(engine, OnnxRuntimeEngine)
+    engine = create_runtime(real_model, kind="auto", cache_dir=cache, log=log.append)
+    assert isinstance(engine, OnnxRuntime)
     assert log.has("engine auto for face_landmark.onnx: onnxruntime:", "tensorrt failed for this model",
                    "TensorRT cannot parse"), log

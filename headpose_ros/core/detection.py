@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .inference import InferenceEngine
+from .inference import Runtime
 from .models import DetectorModel, letterbox
 
 
@@ -96,7 +96,7 @@ class FaceDetector:
     def __init__(
         self,
         model: DetectorModel,
-        engine: InferenceEngine,
+        engine: Runtime,
         *,
         score_threshold: float = 0.5,
         nms_iou_threshold: float = 0.3,

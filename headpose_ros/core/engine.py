@@ -18,7 +18,7 @@ from .detection import FaceDetector
 from .face_model import load_face_model
 from .filtering import PoseFilter
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator
-from .inference import create_engine
+from .inference import create_runtime
 from .landmarks import LandmarkEstimator
 from .models import DETECTORS, FACE_MESH, HEADPOSE_NETWORKS, shrink
 from .rotation import quaternion_xyzw, yaw_pitch_roll_deg
@@ -125,10 +125,10 @@ class HeadPoseEngine:
         self._last_stamp: float | None = None
 
     def _engine(self, path: Path, max_batch: int):
-        """The runtime for one network, as the inference settings ask (see core.inference.create_engine)."""
+        """The runtime for one network, as the inference settings ask (see core.inference.create_runtime)."""
         i = self.config.inference
-        return create_engine(path, kind=i.engine, threads=self.config.num_threads, max_batch=max_batch,
-                             fp16=i.fp16, cache_dir=i.engine_cache_dir or None, log=self._log)
+        return create_runtime(path, kind=i.engine, threads=self.config.num_threads, max_batch=max_batch,
+                             fp16=i.fp16, cache_dir=i.engine_cache_dir or _default_tensorrt_cache(), log=self._log)
 
     def _make_backend(self, config: EngineConfig) -> PoseBackend:
         faces = config.detection.max_faces
@@ -274,6 +274,12 @@ def fit_camera_to_image(camera: CameraModel, width: int, height: int) -> CameraM
         f"camera info is for {camera.width}x{camera.height} images but the image is {width}x{height} "
         "(not a pure resize): calibrate for this resolution or publish matching CameraInfo"
     )
+
+
+def _default_tensorrt_cache() -> Path:
+    from .. import assets
+
+    return assets.cache_dir() / "tensorrt"
 
 
 def _lap(start: float) -> float:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from .camera import CameraModel
-from .inference import InferenceEngine
+from .inference import Runtime, run_batched
 from .models import HeadPoseNetModel, shrink
 from .rotation import rotation_between
 
@@ -31,11 +31,9 @@ class NetworkAngles:
 class HeadPoseNetEstimator:
     """Runs a Hopenet-family network on every face of a frame in one batched call."""
 
-    def __init__(self, model: HeadPoseNetModel, engine: InferenceEngine):
+    def __init__(self, model: HeadPoseNetModel, engine: Runtime):
         self.model = model
         self.engine = engine
-        accepts = getattr(engine, "accepts_batch", None)
-        self._batched = bool(accepts and accepts(model.input.name))
 
     def crops(self, image_rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's input crops (n, h, w, 3) uint8 and their boxes (n, 4) in image pixels.
@@ -63,12 +61,7 @@ class HeadPoseNetEstimator:
         if n == 0:
             return NetworkAngles(np.zeros((0, 3)), np.zeros((0, 4)))
         crops, crop_boxes = self.crops(image_rgb, boxes)
-        tensor = m.input.to_tensor(crops)
-        if self._batched:
-            out = self.engine.run({m.input.name: tensor})
-        else:
-            singles = [self.engine.run({m.input.name: tensor[i:i + 1]}) for i in range(n)]
-            out = {k: np.concatenate([s[k] for s in singles]) for k in m.outputs}
+        out = run_batched(self.engine, m.input.name, m.input.to_tensor(crops), m.outputs)
         ypr = np.stack([bins.decode(out[bins.output]) for bins in (m.yaw, m.pitch, m.roll)], axis=1)
         return NetworkAngles(ypr, crop_boxes)
 

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from .detection import FaceDetections, apply_affine, invert_affine
-from .inference import InferenceEngine
+from .inference import Runtime, run_batched
 from .models import LandmarkModel
 
 # BlazeFace keypoint indices used to level the crop.
@@ -67,11 +67,9 @@ def crop_affines(centres: np.ndarray, sides: np.ndarray, angles: np.ndarray, siz
 class LandmarkEstimator:
     """Runs the face mesh on each detected face, all faces batched when the model allows."""
 
-    def __init__(self, model: LandmarkModel, engine: InferenceEngine):
+    def __init__(self, model: LandmarkModel, engine: Runtime):
         self.model = model
         self.engine = engine
-        accepts = getattr(engine, "accepts_batch", None)
-        self._batched = bool(accepts and accepts(model.input.name))
 
     def estimate(self, image_rgb: np.ndarray, detections: FaceDetections) -> FaceLandmarks:
         m = self.model
@@ -85,14 +83,8 @@ class LandmarkEstimator:
             cv2.warpAffine(image_rgb, A[i], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             for i in range(n)
         ])
-        tensor = m.input.to_tensor(crops)
-        if self._batched:
-            out = self.engine.run({m.input.name: tensor})
-            raw, logit = out[m.landmarks_output], out[m.presence_output]
-        else:
-            outs = [self.engine.run({m.input.name: tensor[i:i + 1]}) for i in range(n)]
-            raw = np.concatenate([o[m.landmarks_output] for o in outs])
-            logit = np.concatenate([o[m.presence_output] for o in outs])
+        out = run_batched(self.engine, m.input.name, m.input.to_tensor(crops), (m.landmarks_output, m.presence_output))
+        raw, logit = out[m.landmarks_output], out[m.presence_output]
         crop_pts = raw.reshape(n, m.num_landmarks, 3).astype(np.float64)
         presence = (1.0 / (1.0 + np.exp(-np.clip(logit.reshape(n), -80, 80)))).astype(np.float32)
         # Back to image pixels: invert each crop affine; depth scales like x.

@@ -94,21 +94,21 @@ def face_detector():
     """BlazeFace full range on ONNX Runtime, from the asset cache (finds the faces to fit and to avoid)."""
     from .. import assets
     from ..core.detection import FaceDetector
-    from ..core.inference import OnnxRuntimeEngine
+    from ..core.inference import OnnxRuntime
     from ..core.models import BLAZEFACE_FULL_RANGE
 
-    return FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntimeEngine(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
+    return FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntime(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
 
 
 def source_faces(photo: Callable[[str], np.ndarray], names=SOURCE_PHOTOS, log=print) -> list[tuple[str, TexturedFace]]:
     """Fitted, textured faces of the near-frontal faces in the named photos."""
     from .. import assets
-    from ..core.inference import OnnxRuntimeEngine
+    from ..core.inference import OnnxRuntime
     from ..core.landmarks import LandmarkEstimator
     from ..core.models import FACE_MESH
 
     detector = face_detector()
-    mesh = LandmarkEstimator(FACE_MESH, OnnxRuntimeEngine(assets.model_path(FACE_MESH.asset)))
+    mesh = LandmarkEstimator(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset)))
     model = load_face_model()
     triangles = frontal_triangles(model)
     faces = []

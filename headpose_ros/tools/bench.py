@@ -24,7 +24,7 @@ head (the demo's photo), run one after the other in this process:
    the face's /tf frame and of its HeadPoseArray.
 
 Threads: each ONNX Runtime network gets --threads intra-op threads and one
-inter-op thread (core.inference.OnnxRuntimeEngine); the baselines' LiteRT
+inter-op thread (core.inference.OnnxRuntime); the baselines' LiteRT
 interpreters and ONNX Runtime session get --threads too, so the comparison
 is of pipelines, not of thread counts.
 
@@ -215,11 +215,7 @@ def bench_engine(frame, camera, args, backend: str, engine_kind: str) -> dict:
 
 def _ort_threads(engine) -> dict[str, int] | None:
     """Intra- and inter-op threads of the detector's ONNX Runtime session as created; None under TensorRT."""
-    session = getattr(engine.detector.engine, "_session", None)  # OnnxRuntimeEngine's; TensorRT has none
-    if session is None:
-        return None
-    options = session.get_session_options()
-    return {"intra_op": options.intra_op_num_threads, "inter_op": options.inter_op_num_threads}
+    return engine.detector.engine.threads
 
 
 class NaiveWhenet:
@@ -656,8 +652,8 @@ def _boxes(frame, args) -> np.ndarray:
     """The detector's boxes on `frame`, so the naive baseline crops the same faces as the backend."""
     from .. import assets
     from ..core.detection import FaceDetector
-    from ..core.inference import OnnxRuntimeEngine
+    from ..core.inference import OnnxRuntime
     from ..core.models import DETECTORS
 
     model = DETECTORS[args.detector]
-    return FaceDetector(model, OnnxRuntimeEngine(assets.model_path(model.asset), threads=args.threads)).detect(frame).boxes
+    return FaceDetector(model, OnnxRuntime(assets.model_path(model.asset), threads=args.threads)).detect(frame).boxes

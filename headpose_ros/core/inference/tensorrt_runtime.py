@@ -1,34 +1,28 @@
-"""TensorRT 10 engine: an ONNX model built once into a GPU engine, cached on disk, run per frame.
+"""TensorRT 10: an ONNX model built once into a GPU engine, cached on disk, run per frame.
 
-`TensorRTEngine` has the interface of every engine in `core.inference`
-(name, input_names, output_names, run, accepts_batch) and is created by
-`create_engine(kind="tensorrt" | "auto")`.
+`TensorRTRuntime` is a Runtime (core.inference.base) created by
+`create_runtime(kind="tensorrt" | "auto")`.
 
-Life of an engine:
+Life of an engine (TensorRT's word for a network compiled for one GPU):
 
 1. Build (first run only, tens of seconds): the ONNX file is parsed with
    TensorRT's OnnxParser; every input whose batch dimension is dynamic gets an
    optimisation profile min 1, opt max_batch, max max_batch (the other
    dimensions come from the ONNX); FP16 is enabled when asked for and the GPU
    has fast FP16; the builder's workspace is capped with set_memory_pool_limit.
-2. Cache: the serialized engine is written to ``cache_dir`` (default
-   ``<asset cache>/tensorrt``) with a JSON sidecar holding the cache key, a hash
-   of everything that makes an engine valid: the ONNX bytes, the TensorRT
-   version, the GPU name and compute capability, the precision and max_batch.
-   A later start with the same key deserializes the file (well under a
-   second); a different key (stale), a checksum mismatch or a file TensorRT
-   will not deserialize (corrupt) is rebuilt, with a log line saying why.
-   Writes are atomic (temp file + os.replace); a cache directory that cannot
-   be written is warned about once and the engine is kept in memory.
+2. Cache (core.inference.tensorrt_cache): the serialized engine is stored
+   with a key of everything that makes it valid; a later start with the same
+   key deserializes it (well under a second); a stale, corrupt or
+   undeserializable entry is rebuilt, with a log line saying why.
 3. Run: inputs are staged in pinned host buffers, copied to device buffers
    allocated once for max_batch, executed with execute_async_v3 on a stream
-   the engine owns, and copied back; the stream is synchronized before run()
+   the runtime owns, and copied back; the stream is synchronized before run()
    returns. Batches larger than max_batch are split.
 
-Only this module imports `tensorrt`, lazily (inside TensorRTEngine), and all
-CUDA calls go through `CudaRuntime`, the one small class over cuda-python.
-That is what lets the tests substitute a fake `tensorrt` module and a fake
-CUDA layer on machines without a GPU.
+Only this module imports `tensorrt`, lazily (inside TensorRTRuntime), and all
+CUDA calls go through `CudaRuntime` (core.inference.cuda_runtime). That is
+what lets the tests substitute a fake `tensorrt` module and a fake CUDA layer
+on machines without a GPU.
 """
 
 from __future__ import annotations
@@ -36,9 +30,6 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import importlib
-import json
-import os
-import tempfile
 import threading
 import time
 import warnings
@@ -47,155 +38,13 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .inference import TENSORRT_INSTALL_HINT, InferenceError
+from .base import TENSORRT_INSTALL_HINT, InferenceError
+from .cuda_runtime import CudaRuntime
+from .tensorrt_cache import EngineCacheSlot, cache_key_fields
 
-# Bump when the cache layout or the meaning of a key field changes: old entries become stale.
-CACHE_FORMAT = 1
 # Upper bound on the scratch memory a layer may use while building and running.
 # A cap, not an allocation; these face networks need a few MB.
 DEFAULT_WORKSPACE_BYTES = 512 << 20
-
-
-def default_cache_dir() -> Path:
-    """``<asset cache>/tensorrt``: next to the ONNX models the engines are built from."""
-    from .. import assets
-
-    return assets.cache_dir() / "tensorrt"
-
-
-def cache_key_fields(onnx_sha256: str, tensorrt_version: str, gpu_name: str,
-                     compute_capability: tuple[int, int], precision: str, max_batch: int) -> dict[str, Any]:
-    """Everything a serialized engine depends on; an engine is reusable only while all of it is unchanged.
-
-    TensorRT engines are specific to the TensorRT release and the GPU model
-    (its kernels are chosen by timing on that GPU), besides the network itself,
-    the precision and the optimisation profile.
-    """
-    return {
-        "format": CACHE_FORMAT,
-        "onnx_sha256": onnx_sha256,
-        "tensorrt": str(tensorrt_version),
-        "gpu": str(gpu_name),
-        "compute_capability": f"{int(compute_capability[0])}.{int(compute_capability[1])}",
-        "precision": precision,
-        "max_batch": int(max_batch),
-    }
-
-
-def cache_key(fields: dict[str, Any]) -> str:
-    """sha256 (hex) of the key fields, canonically serialized."""
-    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def describe_changes(old: Any, new: dict[str, Any]) -> str:
-    """What differs between a cached entry's key fields and the current ones, for a log line."""
-    if not isinstance(old, dict):
-        return "its key fields are unreadable"
-    labels = {"onnx_sha256": "the ONNX file changed", "format": "cache format"}
-    parts = []
-    for name, value in new.items():
-        if old.get(name) == value:
-            continue
-        if name == "onnx_sha256":
-            parts.append(labels[name])
-        else:
-            parts.append(f"{labels.get(name, name)} {old.get(name)!s} -> {value!s}")
-    return ", ".join(parts) or "its key differs"
-
-
-# --- CUDA ----------------------------------------------------------------------------------------
-
-
-class CudaRuntime:
-    """The CUDA runtime calls TensorRTEngine makes, through cuda-python: the one seam to the GPU.
-
-    cuda-python functions return a tuple (cudaError_t, results...); every
-    method here checks the error and raises InferenceError naming the call.
-    Pointers (device and pinned host) are ints; a stream is an opaque object
-    for these methods, and stream_handle() gives the integer TensorRT takes.
-    The engine uses the current device (device 0 unless the process chose
-    another; CUDA_VISIBLE_DEVICES selects which GPU that is).
-    """
-
-    def __init__(self) -> None:
-        try:
-            from cuda.bindings import runtime as cudart  # cuda-python >= 12.6
-        except ImportError:
-            try:
-                from cuda import cudart  # older cuda-python (this module was removed in 13.0)
-            except ImportError:
-                raise InferenceError(
-                    f"cuda-python is not installed (the TensorRT engine copies through it): {TENSORRT_INSTALL_HINT}"
-                ) from None
-        self._rt = cudart
-
-    def _check(self, what: str, result: tuple) -> Any:
-        err = result[0]
-        if err != self._rt.cudaError_t.cudaSuccess:
-            raise InferenceError(f"CUDA {what} failed: {self._error_text(err)}")
-        if len(result) == 1:
-            return None
-        return result[1] if len(result) == 2 else result[1:]
-
-    def _error_text(self, err) -> str:
-        try:
-            name = self._rt.cudaGetErrorName(err)[1]
-            text = self._rt.cudaGetErrorString(err)[1]
-            return f"{_text(name)} ({_text(text)})"
-        except Exception:
-            return str(err)
-
-    def device_info(self) -> tuple[str, tuple[int, int]]:
-        """(name, (major, minor) compute capability) of the current device."""
-        device = self._check("cudaGetDevice", self._rt.cudaGetDevice())
-        prop = self._check("cudaGetDeviceProperties", self._rt.cudaGetDeviceProperties(device))
-        return _text(prop.name), (int(prop.major), int(prop.minor))
-
-    def malloc(self, nbytes: int) -> int:
-        return int(self._check("cudaMalloc", self._rt.cudaMalloc(max(1, int(nbytes)))))
-
-    def free(self, ptr: int) -> None:
-        self._check("cudaFree", self._rt.cudaFree(ptr))
-
-    def malloc_host(self, nbytes: int) -> int:
-        """Pinned (page-locked) host memory: what makes cudaMemcpyAsync truly asynchronous."""
-        return int(self._check("cudaMallocHost", self._rt.cudaMallocHost(max(1, int(nbytes)))))
-
-    def free_host(self, ptr: int) -> None:
-        self._check("cudaFreeHost", self._rt.cudaFreeHost(ptr))
-
-    def create_stream(self) -> Any:
-        return self._check("cudaStreamCreate", self._rt.cudaStreamCreate())
-
-    def stream_handle(self, stream: Any) -> int:
-        """The stream as the integer TensorRT's execute_async_v3 takes."""
-        try:
-            from cuda.bindings.utils import get_cuda_native_handle  # preferred since 12.9 / 13.0
-
-            return int(get_cuda_native_handle(stream))
-        except ImportError:
-            return int(stream)
-
-    def destroy_stream(self, stream: Any) -> None:
-        self._check("cudaStreamDestroy", self._rt.cudaStreamDestroy(stream))
-
-    def copy_to_device_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyHostToDevice
-        self._check("cudaMemcpyAsync (host to device)", self._rt.cudaMemcpyAsync(dst, src, int(nbytes), kind, stream))
-
-    def copy_to_host_async(self, dst: int, src: int, nbytes: int, stream: Any) -> None:
-        kind = self._rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
-        self._check("cudaMemcpyAsync (device to host)", self._rt.cudaMemcpyAsync(dst, src, int(nbytes), kind, stream))
-
-    def synchronize(self, stream: Any) -> None:
-        self._check("cudaStreamSynchronize", self._rt.cudaStreamSynchronize(stream))
-
-
-def _text(value: Any) -> str:
-    """cuda-python returns C strings as bytes (NUL-padded char arrays for device names)."""
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).split(b"\0", 1)[0].decode(errors="replace")
-    return str(value).strip()
 
 
 # --- TensorRT logging ------------------------------------------------------------------------------
@@ -235,46 +84,18 @@ def _trt_logger(trt) -> Any:
         return logger
 
 
-# Cache directories already warned about (read-only and the like): warn once per process.
-_unwritable_dirs: set[str] = set()
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write all of `data` to `path` or leave `path` untouched: temp file in the same directory, fsync, replace.
-
-    A crash or a full disk mid-write leaves at worst a stray temp file, never a
-    truncated engine under the real name.
-    """
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-# --- the engine ------------------------------------------------------------------------------------
-
-
-class TensorRTEngine:
+class TensorRTRuntime:
     """One ONNX network run by TensorRT on the GPU (see the module docstring for build, cache and run).
 
     onnx_path: the ONNX file (one file; weights stored in external files are
         not part of the cache key).
+    cache_dir: the folder of cached engines (core.inference.tensorrt_cache).
     max_batch: most crops per execution; the optimisation profile covers
         1..max_batch for inputs with a dynamic batch dimension. An input with a
         fixed batch runs exactly that batch, and run() loops over larger ones.
     fp16: build an FP16 engine where the GPU has fast FP16 (inputs and outputs
         stay float32 at this interface either way). Without it the engine is
         strict FP32 (TF32 disabled), matching ONNX Runtime to float rounding.
-    cache_dir: where serialized engines live; None: default_cache_dir().
     log: one-line messages: builds and why, cache problems, TensorRT's own
         warnings and errors.
     workspace_bytes: the builder's workspace cap (set_memory_pool_limit).
@@ -285,10 +106,10 @@ class TensorRTEngine:
     Not re-entrant: run() holds a lock (the buffers and the context are shared).
     """
 
-    def __init__(self, onnx_path: str | Path, *, max_batch: int = 1, fp16: bool = False,
-                 cache_dir: str | Path | None = None, log: Callable[[str], None] = print,
-                 workspace_bytes: int = DEFAULT_WORKSPACE_BYTES, cuda: CudaRuntime | None = None):
-        # Set first so close()/__del__ work on an engine that failed half-way.
+    def __init__(self, onnx_path: str | Path, cache_dir: str | Path, *, max_batch: int = 1, fp16: bool = False,
+                 log: Callable[[str], None] = print, workspace_bytes: int = DEFAULT_WORKSPACE_BYTES,
+                 cuda: CudaRuntime | None = None):
+        # Set first so close()/__del__ work on a runtime that failed half-way.
         self._closed = False
         self._device: dict[str, int] = {}
         self._host_ptr: dict[str, int] = {}
@@ -304,7 +125,7 @@ class TensorRTEngine:
             raise InferenceError(f"max_batch must be at least 1, not {max_batch}")
         self.max_batch = int(max_batch)
         self.fp16 = bool(fp16)
-        self.cache_dir = Path(cache_dir).expanduser() if cache_dir else default_cache_dir()
+        self.cache_dir = Path(cache_dir).expanduser()
         self.workspace_bytes = int(workspace_bytes)
         self._log = log
 
@@ -320,10 +141,9 @@ class TensorRTEngine:
         self.gpu_name, self.compute_capability = self._cuda.device_info()
         self.requested_precision = "fp16" if self.fp16 else "fp32"
         onnx_bytes = self.path.read_bytes()
-        self.key_fields = cache_key_fields(
+        self.cache = EngineCacheSlot(self.cache_dir, self.path, cache_key_fields(
             hashlib.sha256(onnx_bytes).hexdigest(), getattr(trt, "__version__", "unknown"), self.gpu_name,
-            self.compute_capability, self.requested_precision, self.max_batch)
-        self.key = cache_key(self.key_fields)
+            self.compute_capability, self.requested_precision, self.max_batch), log)
 
         # Outcome of construction, for logs, tests and diagnostics.
         self.built = False  # True when this construction built the engine (no usable cache entry)
@@ -335,25 +155,27 @@ class TensorRTEngine:
         self._engine, self.precision = self._load_or_build(onnx_bytes)
         self._setup_io()
         self.name = f"tensorrt:{self.gpu_name} {self.precision}"
+        self.threads = None  # no CPU thread pools: the GPU does the work
 
-    # -- cache ---------------------------------------------------------------------------------
+    @property
+    def key(self) -> str:
+        return self.cache.key
+
+    @property
+    def key_fields(self) -> dict[str, Any]:
+        return self.cache.key_fields
 
     @property
     def engine_file(self) -> Path:
-        """The cache entry's engine file: one slot per model file, precision and max_batch.
-
-        The slot name carries a hash of the model's absolute path, so that two
-        models with the same file name in different folders do not evict each
-        other; everything else that matters is in the key, which decides
-        whether the slot's content is usable.
-        """
-        where = hashlib.sha256(str(self.path.resolve()).encode()).hexdigest()[:8]
-        return self.cache_dir / f"{self.path.stem}-{where}.{self.requested_precision}.b{self.max_batch}.engine"
+        """The cache slot's engine file (tensorrt_cache.EngineCacheSlot)."""
+        return self.cache.engine_file
 
     @property
     def meta_file(self) -> Path:
         """The JSON sidecar of engine_file: key, key fields, engine checksum, built precision."""
-        return self.engine_file.with_suffix(".json")
+        return self.cache.meta_file
+
+    # -- cache ---------------------------------------------------------------------------------
 
     def _load_or_build(self, onnx_bytes: bytes) -> tuple[Any, str]:
         """(deserialized engine, built precision): from the cache when its entry is valid, else a fresh build."""
@@ -372,7 +194,8 @@ class TensorRTEngine:
         plan, precision = self._build(onnx_bytes)
         self.build_seconds = time.perf_counter() - start
         self.built = True
-        where = self._store(plan, precision)
+        self.cached = self.cache.write(plan, precision)
+        where = f"cached as {self.engine_file}" if self.cached else "not cached (cache directory not writable)"
         self._log(f"tensorrt: built {self.path.name} in {self.build_seconds:.1f} s ({precision}); {where}")
         engine = self._deserialize(plan)
         if engine is None:
@@ -381,26 +204,12 @@ class TensorRTEngine:
 
     def _from_cache(self) -> tuple[Any, dict, str]:
         """(engine, metadata, "") on a valid entry, else (None, {}, why the entry cannot be used)."""
-        engine_file, meta_file = self.engine_file, self.meta_file
-        if not engine_file.exists() and not meta_file.exists():
-            return None, {}, "no cached engine yet"
-        try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-            if not isinstance(meta, dict):
-                raise ValueError("not a JSON object")
-        except (OSError, ValueError):
-            return None, {}, f"the cached engine's metadata {meta_file.name} is missing or unreadable"
-        if meta.get("key") != self.key:
-            return None, {}, f"the cached engine is stale ({describe_changes(meta.get('fields'), self.key_fields)})"
-        try:
-            plan = engine_file.read_bytes()
-        except OSError as exc:
-            return None, {}, f"the cached engine {engine_file.name} cannot be read ({exc.strerror or exc})"
-        if hashlib.sha256(plan).hexdigest() != meta.get("engine_sha256"):
-            return None, {}, f"the cached engine {engine_file.name} is corrupt (its checksum does not match)"
+        plan, meta, problem = self.cache.read()
+        if plan is None:
+            return None, {}, problem
         engine = self._deserialize(plan)
         if engine is None:
-            return None, {}, f"the cached engine {engine_file.name} is corrupt (TensorRT cannot deserialize it)"
+            return None, {}, f"the cached engine {self.engine_file.name} is corrupt (TensorRT cannot deserialize it)"
         return engine, meta, ""
 
     def _deserialize(self, plan: bytes) -> Any:
@@ -410,38 +219,6 @@ class TensorRTEngine:
         except Exception as exc:
             self._log(f"tensorrt: deserializing failed: {exc}")
             return None
-
-    def _store(self, plan: bytes, precision: str) -> str:
-        """Write the cache entry (engine, then sidecar, each atomically); what happened, for the log.
-
-        Engine first: a crash between the two writes leaves a sidecar whose
-        checksum does not match the new engine, which reads as corrupt and is
-        rebuilt, never trusted. A directory that cannot be written is warned
-        about once per process; the engine then lives in memory only.
-        """
-        meta = {
-            "key": self.key,
-            "fields": self.key_fields,
-            "engine_sha256": hashlib.sha256(plan).hexdigest(),
-            "engine_bytes": len(plan),
-            "built_precision": precision,
-            "model": str(self.path.resolve()),
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        }
-        try:
-            self.cache_dir.mkdir(parents=True, exist_ok=True)
-            _atomic_write(self.engine_file, plan)
-            _atomic_write(self.meta_file, (json.dumps(meta, indent=2, sort_keys=True) + "\n").encode())
-        except OSError as exc:
-            directory = str(self.cache_dir)
-            if directory not in _unwritable_dirs:
-                _unwritable_dirs.add(directory)
-                self._log(f"tensorrt: cannot write the engine cache in {directory} ({exc.strerror or exc}); "
-                          "engines are kept in memory only and rebuilt at every start "
-                          "(set a writable engine cache directory to avoid that)")
-            return "not cached (cache directory not writable)"
-        self.cached = True
-        return f"cached as {self.engine_file}"
 
     # -- build ---------------------------------------------------------------------------------
 
@@ -676,7 +453,7 @@ class TensorRTEngine:
         except Exception:  # interpreter shutdown: modules may already be gone
             pass
 
-    def __enter__(self) -> "TensorRTEngine":
+    def __enter__(self) -> "TensorRTRuntime":
         return self
 
     def __exit__(self, *exc) -> None:
