@@ -1,0 +1,36 @@
+"""The ROS-free engine and its stages, wired to the prepared model files (headpose_ros.assets).
+
+`core` knows how to run networks but not where their files are; `assets`
+knows where the files are but not how to run them. This module joins the two
+for everything that runs the engine: the node, the CLI, evaluation, the
+bench and the tests.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from .core.config import EngineConfig
+from .core.detection import FaceDetector
+from .core.engine import HeadPoseEngine
+from .core.inference import OnnxRuntime
+from .core.landmarks import LandmarkEstimator
+from .core.models import DETECTORS, FACE_MESH
+
+
+def create_engine(config: EngineConfig = EngineConfig(), *, log: Callable[[str], None] = print) -> HeadPoseEngine:
+    """A HeadPoseEngine on the prepared models (or those in config.model_dir)."""
+    return HeadPoseEngine(config, log=log)
+
+
+def face_stages(detector: str = "full_range", threads: int = 2) -> tuple[FaceDetector, LandmarkEstimator]:
+    """The face detector and the face mesh on ONNX Runtime, with their default settings.
+
+    For tools that need faces and landmarks without poses (synth, the face
+    model's derivation, the bench's baselines, tests).
+    """
+    from . import assets
+
+    model = DETECTORS[detector]
+    return (FaceDetector(model, OnnxRuntime(assets.model_path(model.asset), threads=threads)),
+            LandmarkEstimator(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset), threads=threads)))
