@@ -50,7 +50,7 @@ def textured_astronaut(photo):
     from headpose_ros.core.inference import OnnxRuntime
     from headpose_ros.core.landmarks import LandmarkEstimator
     from headpose_ros.core.models import BLAZEFACE_FULL_RANGE, FACE_MESH
-    from headpose_ros.core.render import textured_face
+    from headpose_ros.evaluation.render import textured_face
 
     image = photo("astronaut")
     detector = FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntime(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))

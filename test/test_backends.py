@@ -1,6 +1,6 @@
 """The three backends on real photos and on renders of known pose, through the real networks.
 
-Renders: the metric face model textured from the astronaut photo (core.render),
+Renders: the metric face model textured from the astronaut photo (evaluation.render),
 drawn at a known camera-frame pose: exact ground truth for rotation and position.
 """
 

@@ -6,7 +6,7 @@
    landmarks, brought back through that transform, are this person's face in
    metres, in the model's face frame. The origin is then moved to this
    person's sellion (landmark 168).
-2. Texture: each vertex keeps its pixel in the photo (core.render).
+2. Texture: each vertex keeps its pixel in the photo (evaluation.render).
 3. Re-render through a known pinhole camera at a known rotation and
    position, over a varied background, with photometric changes and noise.
 
@@ -20,7 +20,7 @@ position t in metres, the angles in this package's convention (msg/HeadPose.msg)
 the face's box and the view angles.
 
 Around the face, two rings of the photo (hair, ears, neck and whatever is
-behind them) curve back like the sides of a head (core.render.with_surround):
+behind them) curve back like the sides of a head (evaluation.render.with_surround):
 a bare face mask lacks the outline the face detector keys on. It is still
 not a whole head: at large yaw the far side and the back of the head are
 missing, and the near side is the photo's side stretched. Source photos are
@@ -42,8 +42,8 @@ import numpy as np
 from ..core.camera import CameraModel
 from ..core.face_model import SELLION, FaceModel, load_face_model, similarity_align
 from ..core.headpose_net import camera_from_ray
-from ..core.render import TexturedFace, frontal_triangles, textured_face, with_surround
 from ..core.rotation import FACING_CAMERA, angle_between_deg, camera_from_yaw_pitch_roll_deg, yaw_pitch_roll_deg
+from .render import TexturedFace, frontal_triangles, textured_face, with_surround
 
 # Frontal, clearly lit faces in photos that ship in registry packages (public domain / US government).
 SOURCE_PHOTOS = ("astronaut", "obama", "obama2", "obama3", "biden", "grace_hopper")

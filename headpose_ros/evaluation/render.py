@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .camera import CameraModel
-from .face_model import FACE_OVAL, FaceModel
+from ..core.camera import CameraModel
+from ..core.face_model import FACE_OVAL, FaceModel
 
 
 def frontal_triangles(model: FaceModel) -> np.ndarray:
