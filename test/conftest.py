@@ -63,14 +63,9 @@ def tmp_cache(monkeypatch, tmp_path):
 def ros(prepared_assets):
     """rclpy initialised in an isolated DDS domain (this run's ROS_DOMAIN_ID, localhost only), for this
     module and the nodes it starts; the environment is restored afterwards."""
-    rclpy = pytest.importorskip("rclpy")
-    from headpose_ros.ros.harness import isolated_ros_env
+    pytest.importorskip("rclpy")
+    from headpose_ros.tools.ros_harness import isolated_ros
 
     domain = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else None
-    saved = dict(os.environ)
-    os.environ.update(isolated_ros_env(domain))
-    rclpy.init()
-    yield
-    rclpy.try_shutdown()
-    os.environ.clear()
-    os.environ.update(saved)
+    with isolated_ros(domain):
+        yield

@@ -24,7 +24,7 @@ from headpose_ros.core.camera import CameraModel  # noqa: E402
 from headpose_ros.core.headpose_net import camera_from_ray  # noqa: E402
 from headpose_ros.core.rotation import camera_from_yaw_pitch_roll_deg  # noqa: E402
 from headpose_ros.msg import AttentionEvent, AttentionTargetArray  # noqa: E402
-from headpose_ros.ros.harness import CameraClient, NodeProcess, default_params_file  # noqa: E402
+from headpose_ros.tools.ros_harness import CameraClient, NodeProcess, default_params_file  # noqa: E402
 from headpose_ros.ros.markers import NAMESPACES  # noqa: E402
 
 from support import astronaut_frame  # noqa: E402

@@ -19,7 +19,7 @@ from builtin_interfaces.msg import Time  # noqa: E402
 
 from headpose_ros.core.camera import CameraModel  # noqa: E402
 from headpose_ros.core.rotation import FACING_CAMERA, matrix_from_quaternion_xyzw  # noqa: E402
-from headpose_ros.ros.harness import CameraClient, NodeProcess, default_params_file  # noqa: E402
+from headpose_ros.tools.ros_harness import CameraClient, NodeProcess, default_params_file  # noqa: E402
 
 from support import astronaut_frame, centred_frame  # noqa: E402
 

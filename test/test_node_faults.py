@@ -22,7 +22,7 @@ from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 
 from headpose_ros.core.camera import CameraModel  # noqa: E402
-from headpose_ros.ros.harness import CameraClient  # noqa: E402
+from headpose_ros.tools.ros_harness import CameraClient  # noqa: E402
 from headpose_ros.ros.node import HeadPoseNode  # noqa: E402
 
 from support import astronaut_frame  # noqa: E402

@@ -24,7 +24,7 @@ from sensor_msgs.msg import CompressedImage  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 
 from headpose_ros.core.camera import CameraModel  # noqa: E402
-from headpose_ros.ros.harness import CameraClient, NodeProcess, default_params_file, image_msg  # noqa: E402
+from headpose_ros.tools.ros_harness import CameraClient, NodeProcess, default_params_file, image_msg  # noqa: E402
 
 from support import astronaut_frame  # noqa: E402
 
@@ -132,7 +132,7 @@ def test_a_4000x3000_frame_is_processed_with_boxes_in_full_resolution(client, no
     big_camera = camera.scaled_to(4000, 3000)
     for _ in range(3):
         stamp = now_stamp()
-        client.info_pub.publish(__import__("headpose_ros.ros.harness", fromlist=["x"]).camera_info_msg(
+        client.info_pub.publish(__import__("headpose_ros.tools.ros_harness", fromlist=["x"]).camera_info_msg(
             big_camera, stamp, FRAME))
         msg = image_msg(np.dstack([gray] * 3), stamp, FRAME)  # rebuilt below as mono8
         msg.encoding, msg.step, msg.data = "mono8", 4000, gray.tobytes()

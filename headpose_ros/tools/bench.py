@@ -371,7 +371,7 @@ def bench_ros(frame, camera, args, engine_kind: str) -> dict:
     import rclpy
     from builtin_interfaces.msg import Time
 
-    from ..ros.harness import CameraClient, NodeProcess, default_params_file, isolated_ros_env
+    from .ros_harness import CameraClient, NodeProcess, default_params_file, isolated_ros_env
 
     saved = dict(os.environ)
     os.environ.update(isolated_ros_env())

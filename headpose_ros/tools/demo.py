@@ -134,7 +134,7 @@ def run(args) -> int:
 
     from headpose_ros.msg import AttentionTargetArray
 
-    from ..ros.harness import (
+    from .ros_harness import (
         CameraClient, NodeProcess, default_params_file, isolated_ros_env, large_image_dds_env, optical_frame_static_tf,
     )
 

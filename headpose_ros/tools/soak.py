@@ -60,7 +60,7 @@ def run(args) -> int:
     import rclpy
     from builtin_interfaces.msg import Time
 
-    from ..ros.harness import CameraClient, NodeProcess, default_params_file, isolated_ros_env
+    from .ros_harness import CameraClient, NodeProcess, default_params_file, isolated_ros_env
     from .bench import bench_frame, machine
 
     if args.rate <= 0 or args.minutes <= 0:

@@ -1,12 +1,14 @@
 """Drive a real headpose_node over DDS: start it as a user would, feed it images, collect what it publishes.
 
-Used by `headpose-ros demo`, `headpose-ros bench` and the integration tests,
-so all three exercise the node exactly the same way.
+Used by `headpose-ros demo`, `bench` and `soak` and by the integration tests,
+so all of them exercise the node exactly the same way. Tooling, not product:
+the node itself (headpose_ros.ros) never imports it.
 """
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import random
 import shutil
@@ -32,7 +34,7 @@ from headpose_ros.msg import HeadPoseArray
 
 from ..core.camera import CameraModel
 from ..core.rotation import quaternion_xyzw
-from .tf_publisher import TF_QOS
+from ..ros.tf_publisher import TF_QOS
 
 
 def share_file(relative: str) -> Path:
@@ -83,6 +85,33 @@ def isolated_ros_env(domain_id: int | None = None) -> dict[str, str]:
     else:
         env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     return env
+
+
+@contextlib.contextmanager
+def isolated_ros(domain_id: int | None = None):
+    """rclpy initialised in a DDS domain of its own, discovery on localhost only, with the large-image profile;
+    the environment restored afterwards.
+
+    domain_id: None for a random one. The node processes started inside
+    (NodeProcess) inherit the environment.
+    """
+    with ros_with_env(isolated_ros_env(domain_id)):
+        yield
+
+
+@contextlib.contextmanager
+def ros_with_env(env: dict[str, str]):
+    """rclpy initialised with `env` set in os.environ (before rclpy.init(), so child processes inherit it);
+    rclpy shut down and os.environ restored exactly afterwards."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        rclpy.init()
+        yield
+    finally:
+        rclpy.try_shutdown()
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def node_command() -> list[str]:
