@@ -14,16 +14,36 @@ from .core.config import EngineConfig
 from .core.detection import FaceDetector
 from .core.engine import HeadPoseEngine
 from .core.inference import OnnxRuntime
-from .core.landmarks import LandmarkEstimator
+from .core.landmarks import FaceMesh
 from .core.models import DETECTORS, FACE_MESH
 
 
-def create_engine(config: EngineConfig = EngineConfig(), *, log: Callable[[str], None] = print) -> HeadPoseEngine:
-    """A HeadPoseEngine on the prepared models (or those in config.model_dir)."""
-    return HeadPoseEngine(config, log=log)
+def create_engine(config: EngineConfig = EngineConfig(), *, model_dir: str = "",
+                  log: Callable[[str], None] = print) -> HeadPoseEngine:
+    """A HeadPoseEngine on the prepared models, or on the .onnx files in `model_dir`."""
+    from . import assets
+
+    store = getattr(assets, "ModelStore", None) or _TemporaryStore  # TEMPORARY until assets/ lands
+    return HeadPoseEngine(config, store(model_dir), log=log)
 
 
-def face_stages(detector: str = "full_range", threads: int = 2) -> tuple[FaceDetector, LandmarkEstimator]:
+class _TemporaryStore:  # TEMPORARY until assets/ lands
+    def __init__(self, model_dir=""):
+        self.model_dir = model_dir
+
+    def onnx(self, asset):
+        from pathlib import Path
+
+        from . import assets
+        return Path(self.model_dir).expanduser() / f"{asset}.onnx" if self.model_dir else assets.model_path(asset)
+
+    @property
+    def tensorrt_cache(self):
+        from . import assets
+        return assets.cache_dir() / "tensorrt"
+
+
+def face_stages(detector: str = "full_range", threads: int = 2) -> tuple[FaceDetector, FaceMesh]:
     """The face detector and the face mesh on ONNX Runtime, with their default settings.
 
     For tools that need faces and landmarks without poses (synth, the face
@@ -33,4 +53,4 @@ def face_stages(detector: str = "full_range", threads: int = 2) -> tuple[FaceDet
 
     model = DETECTORS[detector]
     return (FaceDetector(model, OnnxRuntime(assets.model_path(model.asset), threads=threads)),
-            LandmarkEstimator(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset), threads=threads)))
+            FaceMesh(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset), threads=threads)))

@@ -5,10 +5,11 @@ import math
 import numpy as np
 import pytest
 
-from headpose_ros.core.attention import (ROBOT, AttentionSettings, AttentionTracker, RobotGaze, TargetPoint,
-                                         attention_score, gaze_geometry)
+from headpose_ros.core.attention import (ROBOT, AttentionTracker, RobotGaze, TargetPoint, attention_score,
+                                         gaze_geometry)
+from headpose_ros.core.config import AttentionConfig
 from headpose_ros.core.camera import CameraModel
-from headpose_ros.core.engine import HeadPose
+from headpose_ros.core.types import HeadPose
 from headpose_ros.core.headpose_net import camera_from_ray
 from headpose_ros.core.rotation import camera_from_yaw_pitch_roll_deg, rotation_between
 
@@ -49,7 +50,7 @@ def test_a_target_dead_ahead_is_at_zero_degrees_with_full_score():
 
 
 def test_looking_at_the_camera_is_attending_the_robot_after_the_dwell():
-    tracker = AttentionTracker(AttentionSettings(min_dwell_s=0.2))
+    tracker = AttentionTracker(AttentionConfig(min_dwell_s=0.2))
     frames, events = run(tracker, [[head("a", [0, 0, 1.0])]] * 12)
     assert frames[0]["a"].target == ""  # not before min_dwell_s
     last = frames[-1]["a"]
@@ -59,7 +60,7 @@ def test_looking_at_the_camera_is_attending_the_robot_after_the_dwell():
 
 
 def test_a_target_20_degrees_off_with_a_15_degree_cone_is_not_attended():
-    tracker = AttentionTracker(AttentionSettings(cone_half_angle_deg=15.0))
+    tracker = AttentionTracker(AttentionConfig(cone_half_angle_deg=15.0))
     frames, events = run(tracker, [[head("a", [0, 0, 1.0], yaw=20)]] * 20)
     a = frames[-1]["a"]
     assert a.target == "" and not a.looking_at_robot and math.isnan(a.angle_deg) and a.dwell_s == 0
@@ -69,7 +70,7 @@ def test_a_target_20_degrees_off_with_a_15_degree_cone_is_not_attended():
 
 
 def test_a_one_frame_blip_does_not_flip_the_target():
-    tracker = AttentionTracker(AttentionSettings(min_dwell_s=0.2, release_s=0.3))
+    tracker = AttentionTracker(AttentionConfig(min_dwell_s=0.2, release_s=0.3))
     table = TargetPoint("table", "camera_optical_frame", np.array([0.5, 0.3, 1.0]))
     at = [head("a", [0, 0, 1.0])]
     away = [head("a", [0, 0, 1.0], towards=table.position)]
@@ -84,7 +85,7 @@ def test_a_one_frame_blip_does_not_flip_the_target():
 
 
 def test_dwell_accumulates_and_resets():
-    tracker = AttentionTracker(AttentionSettings(min_dwell_s=0.1, release_s=0.2))
+    tracker = AttentionTracker(AttentionConfig(min_dwell_s=0.1, release_s=0.2))
     look = [head("a", [0, 0, 1.0])]
     away = [head("a", [0, 0, 1.0], yaw=60)]
     frames, events = run(tracker, [look] * 30 + [away] * 15 + [look] * 10)
@@ -104,13 +105,13 @@ def test_two_faces_facing_each_other_attend_each_other():
     assert a.angle_deg == pytest.approx(0, abs=1e-6) and a.distance_m == pytest.approx(0.8)
     assert not a.looking_at_robot
     # With other faces not counted as targets, neither attends anything.
-    frames, _ = run(AttentionTracker(AttentionSettings(faces_as_targets=False)),
+    frames, _ = run(AttentionTracker(AttentionConfig(faces_as_targets=False)),
                     [[head("a", a_pos, towards=b_pos), head("b", b_pos, towards=a_pos)]] * 10)
     assert frames[-1]["a"].target == "" and frames[-1]["b"].target == ""
 
 
 def test_far_targets_and_per_target_cones():
-    tracker = AttentionTracker(AttentionSettings(max_distance_m=2.0))
+    tracker = AttentionTracker(AttentionConfig(max_distance_m=2.0))
     frames, _ = run(tracker, [[head("a", [0, 0, 2.5])]] * 10)
     assert frames[-1]["a"].target == ""  # the robot is 2.5 m away
     wide = TargetPoint(ROBOT, "camera_optical_frame", np.zeros(3), cone_half_angle_deg=30.0)
@@ -131,7 +132,7 @@ def test_mutual_gaze_needs_the_robot_to_look_back():
 
 
 def test_ended_tracks_and_resets_forget_their_state():
-    tracker = AttentionTracker(AttentionSettings(min_dwell_s=0.0))
+    tracker = AttentionTracker(AttentionConfig(min_dwell_s=0.0))
     run(tracker, [[head("a", [0, 0, 1.0])]] * 3)
     tracker.forget(["a"])
     frames, events = run(tracker, [[head("a", [0, 0, 1.0])]], start=1.0)
@@ -139,5 +140,5 @@ def test_ended_tracks_and_resets_forget_their_state():
 
 
 def test_settings_are_checked():
-    assert AttentionSettings().problems() == []
-    assert len(AttentionSettings(cone_half_angle_deg=0, max_distance_m=-1, exit_cone_factor=0.5).problems()) == 3
+    assert AttentionConfig().problems() == []
+    assert len(AttentionConfig(cone_half_angle_deg=0, max_distance_m=-1, exit_cone_factor=0.5).problems()) == 3

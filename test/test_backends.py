@@ -7,7 +7,7 @@ drawn at a known camera-frame pose: exact ground truth for rotation and position
 import numpy as np
 import pytest
 
-from headpose_ros.core.engine import HeadPoseEngine
+from headpose_ros.pipeline import create_engine
 from headpose_ros.core.headpose_net import rotation_along_ray
 from headpose_ros.core.models import WHENET
 from headpose_ros.core.rotation import angle_between_deg, camera_from_yaw_pitch_roll_deg
@@ -18,7 +18,7 @@ from support import astronaut_frame, centred_frame, render_camera, single_frame_
 @pytest.fixture(scope="module")
 def engines(prepared_assets):
     quiet = dict(log=lambda line: None)
-    return {b: HeadPoseEngine(single_frame_config(backend=b, **{"smoothing.enabled": False}), **quiet)
+    return {b: create_engine(single_frame_config(backend=b, **{"smoothing.enabled": False}), **quiet)
             for b in ("landmarks", "hopenet", "fusion")}
 
 
@@ -30,7 +30,7 @@ def face(photo):
 def estimate(engine, image, camera):
     engine.reset()
     result = engine.process(image, camera, 0.0)
-    assert len(result.heads) == 1, (result.rejected, result.detections)
+    assert len(result.heads) == 1, (result.rejected, result.faces_detected)
     return result.heads[0]
 
 
@@ -119,7 +119,7 @@ def test_hopenet_position_and_covariance(engines, face):
 def test_faces_of_a_frame_go_through_the_network_in_one_batch(engines, photo):
     group = photo("t1")
     network = engines["hopenet"].backend.network
-    assert network.engine.accepts_batch(WHENET.input.name)
+    assert network.runtime.accepts_batch(WHENET.input.name)
     boxes = engines["hopenet"].detector.detect(group).boxes
     together = network.estimate(group, boxes).ypr_deg
     alone = np.concatenate([network.estimate(group, boxes[i:i + 1]).ypr_deg for i in range(len(boxes))])

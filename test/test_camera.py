@@ -5,7 +5,6 @@ import pytest
 import yaml
 
 from headpose_ros.core.camera import CameraModel, CameraModelError
-from headpose_ros.core.engine import fit_camera_to_image
 
 K = [[500.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]]
 
@@ -56,14 +55,14 @@ def test_bad_yaml_files_give_one_line_reasons(tmp_path, content, fragment):
 
 def test_a_pure_resize_scales_k_and_anything_else_is_refused():
     cam = CameraModel(K, [], 640, 480)
-    half = fit_camera_to_image(cam, 320, 240)
+    half = cam.fitted_to(320, 240)
     assert half.fx == pytest.approx(250) and half.cx == pytest.approx(159.5)
     # The principal point stays at the image centre in pixel-centre coordinates.
     assert half.cy == pytest.approx(119.5)
     with pytest.raises(CameraModelError, match="not a pure resize"):
-        fit_camera_to_image(cam, 640, 360)
+        cam.fitted_to(640, 360)
     unknown = CameraModel(K, [], 0, 0)
-    assert fit_camera_to_image(unknown, 640, 480).width == 640
+    assert unknown.fitted_to(640, 480).width == 640
 
 
 def test_ray_direction_goes_through_the_pixel():

@@ -6,7 +6,8 @@ import pytest
 import yaml
 
 from headpose_ros.core.config import EngineConfig, leaves, with_values
-from headpose_ros.core.engine import ConfigError, HeadPoseEngine
+from headpose_ros.core.engine import ConfigError
+from headpose_ros.pipeline import create_engine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -21,18 +22,18 @@ def flatten(tree, prefix=""):
 
 def test_yaml_mirrors_the_declared_parameters():
     pytest.importorskip("rclpy")
-    from headpose_ros.ros.node import NODE_PARAMETERS
+    from headpose_ros.ros.parameters import NodeConfig
 
     doc = yaml.safe_load((ROOT / "config" / "headpose.yaml").read_text())
     in_yaml = dict(flatten(doc["/**"]["ros__parameters"]))
-    declared = {name: value for name, value, _ in leaves(EngineConfig())}
-    declared.update({name: default for name, (default, _) in NODE_PARAMETERS.items()})
+    declared = {name: list(value) if isinstance(value, tuple) else value
+                for config in (EngineConfig(), NodeConfig()) for name, value, _ in leaves(config)}
     assert in_yaml == declared
 
 
 def test_every_engine_setting_is_documented():
-    for name, _, description in leaves(EngineConfig()):
-        assert len(description) > 15, name
+    for name, _, spec in leaves(EngineConfig()):
+        assert len(spec.description) > 15, name
 
 
 def test_with_values_and_problems():
@@ -44,4 +45,4 @@ def test_with_values_and_problems():
     problems = bad.problems()
     assert len(problems) == 3 and "backend 'magic' is unknown" in problems[0]
     with pytest.raises(ConfigError, match="magic"):
-        HeadPoseEngine(bad)
+        create_engine(bad)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from headpose_ros.core.camera import CameraModel, CameraModelError
-from headpose_ros.core.engine import HeadPoseEngine
+from headpose_ros.pipeline import create_engine
 from headpose_ros.core.rotation import angle_between_deg
 
 from support import astronaut_frame, centred_frame, single_frame_config
@@ -12,7 +12,7 @@ from support import astronaut_frame, centred_frame, single_frame_config
 
 @pytest.fixture(scope="module")
 def engine(prepared_assets):
-    return HeadPoseEngine(single_frame_config())
+    return create_engine(single_frame_config())
 
 
 def run(engine, frame, camera, frames=1, t0=0.0):
@@ -37,7 +37,7 @@ def test_frontal_face_is_frontal_at_a_plausible_depth(engine, photo, camera):
     assert 0.6 * expected_z < head.t[2] < 1.5 * expected_z
     np.testing.assert_allclose(np.linalg.det(head.R), 1.0, atol=1e-9)
     assert 0.5 < head.confidence <= 1.0 and head.method == "landmarks"
-    assert head.landmarks is not None and head.covariance.shape == (6, 6)
+    assert head.landmarks_px is not None and head.covariance.shape == (6, 6)
 
 
 def test_doubling_the_focal_length_doubles_the_depth(engine, photo, camera):
@@ -79,7 +79,7 @@ def test_in_plane_rotation_changes_roll_by_the_angle(engine, photo, camera, thet
 
 
 def test_group_photo_keeps_six_ids_over_ten_frames(photo, prepared_assets):
-    engine = HeadPoseEngine(single_frame_config(**{"tracking.min_hits": 3}))
+    engine = create_engine(single_frame_config(**{"tracking.min_hits": 3}))
     group = photo("t1")
     camera = CameraModel.from_field_of_view(group.shape[1], group.shape[0], 60)
     seen = []
@@ -101,7 +101,7 @@ def test_time_going_backwards_resets_tracks(engine, photo, camera):
 
 def test_no_face_no_heads(engine, camera):
     result = run(engine, np.full((480, 640, 3), 90, np.uint8), camera)
-    assert result.heads == [] and result.detections == 0
+    assert result.heads == [] and result.faces_detected == 0
 
 
 def test_intrinsics_for_another_resolution_are_refused(engine, photo, camera):
@@ -125,12 +125,12 @@ def test_a_4000x3000_frame_is_shrunk_for_processing_and_reported_at_full_resolut
     frame = astronaut_frame(photo)
     big = cv2.resize(frame, (4000, 3000), interpolation=cv2.INTER_CUBIC)
     big_camera = camera.scaled_to(4000, 3000)
-    engine = HeadPoseEngine(single_frame_config(max_image_side_px=1600))
+    engine = create_engine(single_frame_config(max_image_side_px=1600))
     small = one_head(run(engine, frame, camera))
     large = one_head(run(engine, big, big_camera))
     np.testing.assert_allclose(large.box, small.box * 4000 / 640, rtol=0.05, atol=10)
-    assert large.landmarks[:, 0].max() > 1000  # full-resolution pixels too
+    assert large.landmarks_px[:, 0].max() > 1000  # full-resolution pixels too
     assert angle_between_deg(large.R, small.R) < 3 and large.t[2] == pytest.approx(small.t[2], rel=0.05)
     # Without the limit the 12-megapixel frame gives the same answer, only slower.
-    full = one_head(run(HeadPoseEngine(single_frame_config(max_image_side_px=0)), big, big_camera))
+    full = one_head(run(create_engine(single_frame_config(max_image_side_px=0)), big, big_camera))
     assert angle_between_deg(full.R, large.R) < 3

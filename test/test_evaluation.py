@@ -14,7 +14,7 @@ import pytest
 
 from headpose_ros.cli import main as cli_main
 from headpose_ros.core.camera import CameraModel
-from headpose_ros.core.engine import HeadPose
+from headpose_ros.core.types import HeadPose
 from headpose_ros.core.headpose_net import camera_from_ray
 from headpose_ros.core.models import HOPENET_CONVENTION
 from headpose_ros.core.rotation import angle_between_deg, camera_from_yaw_pitch_roll_deg

@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headpose_ros.core.camera import CameraModel, CameraModelError
-from headpose_ros.core.engine import fit_camera_to_image
 from headpose_ros.ros.image_conversion import (
     SUPPORTED_ENCODINGS, ImageConversionError, camera_from_info, compressed_to_rgb, image_to_rgb)
 
@@ -86,7 +85,7 @@ def test_any_camera_info_is_usable_or_named_unusable(k, d, width, height, model,
     assert all(one_line(Exception(p)) for p in problems)
     try:
         camera.validated()
-        fitted = fit_camera_to_image(camera, *image)
+        fitted = camera.fitted_to(*image)
     except CameraModelError as exc:
         assert one_line(exc)
         return

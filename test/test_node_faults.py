@@ -54,10 +54,10 @@ def test_an_inference_exception_skips_the_frame_and_repeats_become_an_error(runn
     doomed: set[float] = set()
     real_process = node.engine.process
 
-    def process(image, camera, stamp):
+    def process(image, camera, stamp, scene=None):
         if stamp in doomed:
             raise RuntimeError("injected fault")
-        return real_process(image, camera, stamp)
+        return real_process(image, camera, stamp, scene)
 
     node.engine.process = process
     client = CameraClient("/fault/image", "/fault/camera_info", "/headpose_node/heads", name="fault_client")

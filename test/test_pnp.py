@@ -6,7 +6,9 @@ import pytest
 
 from headpose_ros.core.camera import CameraModel
 from headpose_ros.core.face_model import load_face_model
-from headpose_ros.core.pnp import PnPSettings, PoseMeasurement, PoseRejected, solve_head_pose
+from headpose_ros.core.config import PnPConfig
+from headpose_ros.core.pnp import PoseRejected, solve_head_pose
+from headpose_ros.core.types import EstimateStatus, PoseMeasurement
 from headpose_ros.core.rotation import angle_between_deg, camera_from_yaw_pitch_roll_deg, yaw_pitch_roll_deg
 
 FACE = load_face_model()
@@ -76,5 +78,6 @@ def test_a_prior_pose_is_used_and_a_wrong_one_recovered_from(distorted_camera):
 def test_a_face_seen_from_behind_is_rejected(distorted_camera):
     R, t = camera_from_yaw_pitch_roll_deg(0, 0, 0), np.array([0.0, 0.0, 0.8])
     img = project(R, t, distorted_camera)
-    with pytest.raises(PoseRejected, match="turned away"):
-        solve_head_pose(img, PTS, distorted_camera, settings=PnPSettings(max_facing_angle_deg=-1))
+    with pytest.raises(PoseRejected, match="turned away") as rejected:
+        solve_head_pose(img, PTS, distorted_camera, settings=PnPConfig(max_facing_angle_deg=-1))
+    assert rejected.value.status is EstimateStatus.TURNED_AWAY

@@ -839,15 +839,15 @@ def test_the_engine_caches_tensorrt_engines_in_the_asset_cache_by_default(tmp_pa
     """inference.engine_cache_dir empty: every runtime is created with <asset cache>/tensorrt."""
     from headpose_ros.core import engine as engine_module
     from headpose_ros.core.config import still_image_config
+    from headpose_ros.pipeline import create_engine
 
     seen = []
     real = engine_module.create_runtime
     monkeypatch.setattr(engine_module, "create_runtime", lambda path, **kw: seen.append(kw["cache_dir"]) or real(path, **kw))
-    engine_module.HeadPoseEngine(still_image_config({"backend": "fusion", "inference.engine": "onnxruntime"}),
-                                 log=lambda line: None)
+    create_engine(still_image_config({"backend": "fusion", "inference.engine": "onnxruntime"}), log=lambda line: None)
     assert seen and all(Path(d) == assets.cache_dir() / "tensorrt" for d in seen), seen
     seen.clear()
-    engine_module.HeadPoseEngine(still_image_config({"inference.engine_cache_dir": str(tmp_path)}), log=lambda line: None)
+    create_engine(still_image_config({"inference.engine_cache_dir": str(tmp_path)}), log=lambda line: None)
     assert seen and all(Path(d) == tmp_path for d in seen), seen
 
 

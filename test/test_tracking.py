@@ -1,15 +1,16 @@
 """Track ids, confirmation and loss; One-Euro smoothing and its reset."""
 
 import numpy as np
+import pytest
 
 from headpose_ros.core.filtering import OneEuroFilter, OneEuroSettings, PoseFilter
 from headpose_ros.core.rotation import angle_between_deg, camera_from_yaw_pitch_roll_deg
-from headpose_ros.core.tracking import FaceTracker, TrackerSettings, random_ids, sequential_ids
+from headpose_ros.core.config import TrackingConfig
+from headpose_ros.core.tracking import FaceTracker, random_ids, sequential_ids
 
 
 def make_tracker(**kw):
-    s = OneEuroSettings()
-    return FaceTracker(TrackerSettings(**kw), lambda: PoseFilter(s, s), sequential_ids())
+    return FaceTracker(TrackingConfig(**kw), lambda: None, sequential_ids())
 
 
 def box(x, y, size=100):
@@ -18,27 +19,37 @@ def box(x, y, size=100):
 
 def test_ids_stay_with_moving_faces_and_new_faces_get_new_ids():
     tracker = make_tracker()
-    tracks, _ = tracker.update(np.array([box(0, 0), box(300, 0)], float))
+    tracks = tracker.update(np.array([box(0, 0), box(300, 0)], float)).tracks
     ids = [t.id for t in tracks]
     assert ids == ["0001", "0002"]
     for step in range(1, 10):  # both drift 10 px per frame; order of detections swapped
-        tracks, dropped = tracker.update(np.array([box(300 + 10 * step, 0), box(10 * step, 0)], float))
-        assert [t.id for t in tracks] == ["0002", "0001"] and not dropped
-    tracks, _ = tracker.update(np.array([box(600, 300)], float))
+        update = tracker.update(np.array([box(300 + 10 * step, 0), box(10 * step, 0)], float))
+        assert [t.id for t in update.tracks] == ["0002", "0001"] and not update.ended
+    tracks = tracker.update(np.array([box(600, 300)], float)).tracks
     assert tracks[0].id == "0003"
 
 
 def test_confirmation_after_min_hits_and_drop_after_max_misses():
     tracker = make_tracker(min_hits=3, max_misses=2)
     for i in range(3):
-        (track,), _ = tracker.update(np.array([box(0, 0)], float))
-        assert track.confirmed(3) == (i == 2)
-    assert tracker.update(np.zeros((0, 4)))[1] == []
-    assert tracker.update(np.zeros((0, 4)))[1] == []
-    _, dropped = tracker.update(np.zeros((0, 4)))
+        update = tracker.update(np.array([box(0, 0)], float))
+        (track,) = update.tracks
+        assert track.confirmed == (i == 2)
+        assert (update.confirmed, update.tentative) == (([track], []) if i == 2 else ([], [track]))
+    assert tracker.update(np.zeros((0, 4))).ended == []
+    assert tracker.update(np.zeros((0, 4))).ended == []
+    dropped = tracker.update(np.zeros((0, 4))).ended
     assert [t.id for t in dropped] == ["0001"] and tracker.tracks == []
-    (track,), _ = tracker.update(np.array([box(0, 0)], float))
-    assert track.id == "0002" and not track.confirmed(3)
+    (track,) = tracker.update(np.array([box(0, 0)], float)).tracks
+    assert track.id == "0002" and not track.confirmed
+
+
+def test_the_tracker_refuses_settings_it_cannot_work_with():
+    with pytest.raises(ValueError, match="tracking.min_hits must be >= 1"):
+        make_tracker(min_hits=0)
+    tracker = make_tracker()
+    with pytest.raises(ValueError, match=r"tracking.iou_threshold must be in \[0, 1\]"):
+        tracker.apply(TrackingConfig(iou_threshold=1.5))
 
 
 def test_random_ids_are_five_lowercase_letters():

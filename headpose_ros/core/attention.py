@@ -26,44 +26,14 @@ event.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
-ROBOT = "robot"
+from .config import GAZE_AXES, ROBOT, AttentionConfig
+
 FACE_TARGET_PREFIX = "face_"
-
-
-@dataclass(frozen=True)
-class AttentionSettings:
-    """How faces' attention is judged (module docstring); mirrored by the attention.* parameters."""
-
-    enabled: bool = True
-    """Work out who looks at what (publishes ~/attention and ~/attention_events)."""
-    cone_half_angle_deg: float = 15.0
-    """A target within this angle (degrees) of a face's gaze ray is in view (a target may set its own)."""
-    max_distance_m: float = 4.0
-    """Targets farther than this (metres) from the face are never attended."""
-    min_dwell_s: float = 0.2
-    """Seconds a new target must stay the best one in view before it is attended."""
-    release_s: float = 0.3
-    """Seconds the attended target may stay outside its widened cone before it is released."""
-    exit_cone_factor: float = 1.3
-    """The attended target is kept while within this many times its cone (hysteresis, >= 1)."""
-    faces_as_targets: bool = True
-    """Other tracked faces are targets too ("person A looks at person B")."""
-
-    def problems(self) -> list[str]:
-        found = []
-        if not 0 < self.cone_half_angle_deg < 90:
-            found.append("attention.cone_half_angle_deg must be in (0, 90)")
-        if not self.max_distance_m > 0:
-            found.append("attention.max_distance_m must be > 0")
-        if self.min_dwell_s < 0 or self.release_s < 0:
-            found.append("attention.min_dwell_s and attention.release_s must be >= 0")
-        if self.exit_cone_factor < 1:
-            found.append("attention.exit_cone_factor must be >= 1")
-        return found
 
 
 @dataclass(frozen=True)
@@ -166,12 +136,68 @@ class RobotGaze:
     direction: np.ndarray
 
 
+@dataclass
+class AttentionScene:
+    """Everything a face may attend, placed in the camera optical frame of this image.
+
+    targets: the robot and the configured targets (other faces are added by the tracker).
+    robot_gaze: where the robot looks (for mutual gaze), or None.
+    problems: targets that could not be placed this frame, one message each.
+    """
+
+    targets: list[TargetPoint] = field(default_factory=list)
+    robot_gaze: RobotGaze | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+def place_scene(config: AttentionConfig, camera_frame: str,
+                lookup: Callable[[str], tuple[np.ndarray, np.ndarray]] | None = None) -> AttentionScene:
+    """The robot, the configured targets and the robot's gaze, placed in the camera optical frame.
+
+    camera_frame: the image's frame; targets in it (or in "") need no transform.
+    lookup(frame) -> (R (3, 3), t (3,) m): `frame` in the camera frame (TF, in
+        the node); it may raise, and the target is then left out with a
+        message in `problems`. None: only the camera's own frame can be placed
+        (the CLI, tests).
+    """
+    scene = AttentionScene()
+
+    def transform(frame: str) -> tuple[np.ndarray, np.ndarray]:
+        if frame in ("", camera_frame):
+            return np.eye(3), np.zeros(3)
+        if lookup is None:
+            raise LookupError("frames other than the camera's need TF")
+        return lookup(frame)
+
+    for spec in (config.robot, *config.targets):
+        try:
+            R, t = transform(spec.frame)
+        except Exception as exc:  # tf2's LookupException, ExtrapolationException, ...
+            scene.problems.append(f"target '{spec.name}': no transform {camera_frame} <- {spec.frame} "
+                                  f"({type(exc).__name__}: {exc})")
+            continue
+        scene.targets.append(TargetPoint(spec.name, spec.frame or camera_frame,
+                                         R @ np.asarray(spec.offset, float) + t, spec.cone_half_angle_deg or None))
+    if config.mutual_gaze:
+        try:
+            R, t = transform(config.robot_gaze_frame)
+            scene.robot_gaze = RobotGaze(t, R[:, GAZE_AXES.index(config.robot_gaze_axis)])
+        except Exception as exc:
+            scene.problems.append(f"robot gaze: no transform {camera_frame} <- {config.robot_gaze_frame} "
+                                  f"({type(exc).__name__}: {exc})")
+    return scene
+
+
 class AttentionTracker:
     """Per-face attention over time (module docstring). Call update() once per frame, in stamp order."""
 
-    def __init__(self, settings: AttentionSettings = AttentionSettings()):
+    def __init__(self, settings: AttentionConfig = AttentionConfig()):
         self.settings = settings
         self._faces: dict[str, _FaceState] = {}
+
+    def apply(self, settings: AttentionConfig) -> None:
+        """Use these settings from the next update on."""
+        self.settings = settings
 
     def reset(self) -> None:
         self._faces.clear()
@@ -201,7 +227,7 @@ class AttentionTracker:
 
     def update(self, heads, targets: list[TargetPoint], stamp: float,
                robot_gaze: RobotGaze | None = None) -> tuple[list[FaceAttention], list[AttentionEvent]]:
-        """Attention of every head (core.engine.HeadPose: track_id, R, t) this frame, and the changes."""
+        """Attention of every head (core.types.HeadPose: track_id, R, t) this frame, and the changes."""
         s = self.settings
         faces = {h.track_id: np.asarray(h.t, dtype=np.float64) for h in heads}
         out, events = [], []
@@ -253,7 +279,7 @@ class AttentionTracker:
         state.pending, state.outside_since = "", None
 
 
-def _robot_sees(gaze: RobotGaze | None, sellion: np.ndarray, s: AttentionSettings) -> bool:
+def _robot_sees(gaze: RobotGaze | None, sellion: np.ndarray, s: AttentionConfig) -> bool:
     """True when the person's sellion lies within the cone of the robot's own gaze."""
     if gaze is None:
         return False

@@ -1,38 +1,25 @@
-"""Pose estimation backends: from detected faces to one pose measurement per face.
+"""Pose estimation backends: from detected faces to one pose estimate per face.
 
-Every backend offers the same call, so the engine, the node and the CLI pick
-one by name (the `backend` parameter) and never look inside.
+Every backend offers the same calls (PoseBackend), so the engine, the node
+and the CLI pick one by name (the `backend` setting) and never look inside:
+estimate() for a frame, apply() for live setting changes, describe() for
+logs and diagnostics.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
 
 from .camera import CameraModel
-from .detection import FaceDetections
+from .config import EngineConfig
 from .face_model import FaceModel
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator, camera_from_ray, rotation_along_ray, rotation_covariance
-from .landmarks import LandmarkEstimator
-from .pnp import PnPSettings, PoseMeasurement, PoseRejected, fit_translation, solve_head_pose
-
-
-@dataclass
-class Estimate:
-    """A backend's answer for one face: a measurement, or the reason there is none.
-
-    confidence: in [0, 1], the backend's belief in this face (detector score
-        times the backend's own score).
-    landmarks: (k, 2) image pixels of the points the backend fitted, if any.
-    """
-
-    measurement: PoseMeasurement | None
-    confidence: float
-    reason: str = ""
-    landmarks: np.ndarray | None = None
+from .landmarks import FaceMesh
+from .pnp import PoseRejected, fit_translation, solve_head_pose
+from .types import Estimate, EstimateStatus, FaceDetections, PoseMeasurement
 
 
 class PoseBackend(Protocol):
@@ -46,7 +33,15 @@ class PoseBackend(Protocol):
         camera: CameraModel,
         priors: Sequence[PoseMeasurement | None],
     ) -> list[Estimate]:
-        """One Estimate per face, in the order of `faces`."""
+        """One Estimate per face, in the order of `faces`; priors: each face's previous pose, if any."""
+        ...
+
+    def apply(self, config: EngineConfig) -> None:
+        """Take the live settings of `config` from the next frame on."""
+        ...
+
+    def describe(self) -> dict[str, str]:
+        """Its models and runtimes, by stage ("landmarks", "network"), for logs and diagnostics."""
         ...
 
 
@@ -55,34 +50,49 @@ class LandmarkPnPBackend:
 
     method = "landmarks"
 
-    def __init__(self, landmarks: LandmarkEstimator, face_model: FaceModel, pnp: PnPSettings, presence_threshold: float):
-        self.landmarks = landmarks
-        self.face_model = face_model
-        self.pnp = pnp
-        self.presence_threshold = presence_threshold
-        self.fit_indices = face_model.rigid_indices  # the landmarks PnP fits
-        self.model_points = face_model.points[self.fit_indices]
+    def __init__(self, mesh: FaceMesh, face_model: FaceModel, config: EngineConfig):
+        self.mesh = mesh
+        self._fit_indices = face_model.rigid_indices  # the landmarks PnP fits
+        self._model_points = face_model.points[self._fit_indices]
         self.timings: dict[str, float] = {}
+        self.apply(config)
+
+    def apply(self, config: EngineConfig) -> None:
+        self.presence_threshold = config.landmarks.presence_threshold
+        self.pnp = config.pnp
+
+    def describe(self) -> dict[str, str]:
+        return {"landmarks": self.mesh.describe()}
 
     def estimate(self, image_rgb, faces, camera, priors):
         start = time.perf_counter()
-        mesh = self.landmarks.estimate(image_rgb, faces)
+        mesh = self.mesh.estimate(image_rgb, faces)
         mid = time.perf_counter()
         out = []
         for i in range(len(faces)):
             confidence = float(faces.scores[i] * mesh.presence[i])
             points = mesh.points[i, :, :2]
             if mesh.presence[i] < self.presence_threshold:
-                out.append(Estimate(None, confidence, f"landmark presence {mesh.presence[i]:.2f} below threshold", points))
+                out.append(Estimate(None, confidence, EstimateStatus.NO_FACE,
+                                    f"landmark presence {mesh.presence[i]:.2f} below threshold", points))
                 continue
             try:
-                m = solve_head_pose(points[self.fit_indices], self.model_points, camera, priors[i], self.pnp)
+                m = solve_head_pose(points[self._fit_indices], self._model_points, camera, priors[i], self.pnp)
             except PoseRejected as exc:
-                out.append(Estimate(None, confidence, str(exc), points))
+                out.append(Estimate(None, confidence, exc.status, str(exc), points))
                 continue
-            out.append(Estimate(m, confidence, "", points))
+            out.append(Estimate(m, confidence, landmarks_px=points))
         self.timings = {"landmarks": (mid - start) * 1e3, "pnp": (time.perf_counter() - mid) * 1e3}
         return out
+
+    def fit_position(self, landmarks_px: np.ndarray, camera: CameraModel, R: np.ndarray,
+                     t0: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Where the face whose mesh landmarks are `landmarks_px` (468, 2) is, given its rotation R (3, 3).
+
+        Starts from t0 (3,) m. Returns t (3,) m, its covariance (3, 3) and the
+        reprojection RMS (px); raises PoseRejected when the face would be behind the camera.
+        """
+        return fit_translation(landmarks_px[self._fit_indices], self._model_points, camera, R, t0)
 
 
 def _covariance(position_cov: np.ndarray, rotation_cov: np.ndarray) -> np.ndarray:
@@ -109,6 +119,12 @@ class NetworkBackend:
         self.network = network
         self.prior = prior
         self.timings: dict[str, float] = {}
+
+    def apply(self, config: EngineConfig) -> None:
+        """Nothing of the network is live: its model and prior need a restart."""
+
+    def describe(self) -> dict[str, str]:
+        return {"network": self.network.describe()}
 
     def measure(self, image_rgb, faces, camera) -> list[tuple[PoseMeasurement, np.ndarray]]:
         """A measurement per face, and the network's own angles (n, 3) degrees, its convention."""
@@ -143,35 +159,41 @@ class FusionBackend:
 
     method = "fusion"
 
-    def __init__(self, landmarks: LandmarkPnPBackend, network: NetworkBackend, max_landmark_yaw_deg: float):
-        self.landmarks = landmarks
+    def __init__(self, landmark_pnp: LandmarkPnPBackend, network: NetworkBackend, config: EngineConfig):
+        self.landmark_pnp = landmark_pnp
         self.network = network
-        self.max_landmark_yaw_deg = max_landmark_yaw_deg
         self.timings: dict[str, float] = {}
+        self.apply(config)
+
+    def apply(self, config: EngineConfig) -> None:
+        self.max_landmark_yaw_deg = config.fusion.max_landmark_yaw_deg
+        self.landmark_pnp.apply(config)
+        self.network.apply(config)
+
+    def describe(self) -> dict[str, str]:
+        return {**self.landmark_pnp.describe(), **self.network.describe()}
 
     def estimate(self, image_rgb, faces, camera, priors):
         start = time.perf_counter()
         from_network = self.network.measure(image_rgb, faces, camera)
         mid = time.perf_counter()
-        from_landmarks = self.landmarks.estimate(image_rgb, faces, camera, priors)
-        self.timings = {"network": (mid - start) * 1e3, **self.landmarks.timings}
+        from_landmarks = self.landmark_pnp.estimate(image_rgb, faces, camera, priors)
+        self.timings = {"network": (mid - start) * 1e3, **self.landmark_pnp.timings}
         out = []
-        fit = self.landmarks.fit_indices
         for i, ((net, net_ypr), lm) in enumerate(zip(from_network, from_landmarks)):
             if lm.measurement is not None and abs(net_ypr[0]) <= self.max_landmark_yaw_deg:
                 out.append(lm)
                 continue
             measurement = net
-            usable = lm.landmarks is not None and not lm.reason.startswith("landmark presence")
+            usable = lm.landmarks_px is not None and lm.status is not EstimateStatus.NO_FACE
             if usable:
                 try:
-                    t, t_cov, rms = fit_translation(lm.landmarks[fit], self.landmarks.model_points,
-                                                    camera, net.R, net.t)
+                    t, t_cov, rms = self.landmark_pnp.fit_position(lm.landmarks_px, camera, net.R, net.t)
                     cov = net.covariance.copy()
                     cov[:3, :3] = t_cov
                     measurement = PoseMeasurement(R=net.R, t=t, covariance=cov, reprojection_rms_px=rms)
                 except PoseRejected:
                     pass  # keep the box prior's position
             out.append(Estimate(measurement, lm.confidence if usable else float(faces.scores[i]),
-                                "", lm.landmarks))
+                                landmarks_px=lm.landmarks_px))
         return out

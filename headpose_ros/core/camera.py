@@ -107,6 +107,25 @@ class CameraModel:
         K[1, 2] = (self.K[1, 2] + 0.5) * sy - 0.5
         return CameraModel(K, self.D, width, height, self.frame_id, self.distortion_model)
 
+    def fitted_to(self, width: int, height: int) -> "CameraModel":
+        """This camera for an image of width x height pixels.
+
+        Unknown size (0) is taken as the image's. A pure resize (same aspect
+        ratio within half a pixel) scales K; anything else raises
+        CameraModelError, because the intrinsics would not describe this image.
+        """
+        if self.width <= 0 or self.height <= 0:
+            return CameraModel(self.K, self.D, width, height, self.frame_id, self.distortion_model)
+        if (self.width, self.height) == (width, height):
+            return self
+        if (abs(self.width * height / self.height - width) <= 0.5
+                and abs(self.height * width / self.width - height) <= 0.5):
+            return self.scaled_to(width, height)
+        raise CameraModelError(
+            f"camera info is for {self.width}x{self.height} images but the image is {width}x{height} "
+            "(not a pure resize): calibrate for this resolution or publish matching CameraInfo"
+        )
+
     def ray_direction(self, u: float, v: float) -> np.ndarray:
         """Unit (3,) direction, in the optical frame, of the ray through pixel (u, v).
 

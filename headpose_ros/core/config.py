@@ -1,135 +1,284 @@
-"""The engine's settings, in one dataclass tree mirrored by config/headpose.yaml.
+"""The engine's settings: one definition each, in one dataclass tree mirrored by config/headpose.yaml.
 
-The node declares one ROS parameter per leaf, named by its dotted path
-(``detection.score_threshold``), with the docstring line as its description.
+Every setting is a dataclass field made by `setting()`, which records its
+description, its range or choices, and whether it may change while the
+engine runs. Everything else is derived from that one definition:
+
+- `problems()` checks a whole tree (type, range, choices, and the few rules
+  that join two settings);
+- `LIVE_SETTINGS` is the set of settings HeadPoseEngine.apply accepts;
+- the node declares one ROS parameter per setting, named by its dotted path
+  (``detection.score_threshold``), with that description, range and
+  read-only flag (ros.parameters), and the YAML is tested against it.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator
-
-from .attention import AttentionSettings
-from .filtering import OneEuroSettings
-from .pnp import PnPSettings
-from .tracking import TrackerSettings
 
 BACKENDS = ("landmarks", "hopenet", "fusion")
 DETECTOR_MODELS = ("full_range", "short_range")
 ID_STYLES = ("random", "sequential")
 ENGINES = ("auto", "onnxruntime", "tensorrt")
 NETWORKS = ("whenet", "hopenet")
+GAZE_AXES = ("x", "y", "z")
+ROBOT = "robot"  # the name of the robot as an attention target
 
 
 @dataclass(frozen=True)
-class DetectionConfig:
-    model: str = "full_range"
-    """BlazeFace model: full_range (faces up to about 5 m) or short_range (up to about 2 m, faster)."""
-    score_threshold: float = 0.5
-    """Minimum face detection score in [0, 1]."""
-    nms_iou_threshold: float = 0.3
-    """Detections overlapping more than this IoU are merged into one face."""
-    max_faces: int = 6
-    """At most this many faces (the highest scoring) are processed per image."""
-    min_face_size_px: float = 20.0
-    """Faces whose box is smaller than this many pixels (full-resolution image) are ignored."""
+class Setting:
+    """What one setting may hold, and what it means.
+
+    low/high: bounds (None: unbounded); low_open/high_open: the bound itself
+    is excluded. choices: the allowed strings. live: may change while the
+    engine runs (HeadPoseEngine.apply). note: added to the range in messages.
+    """
+
+    description: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] = ()
+    live: bool = False
+    note: str = ""
+
+    def range_text(self) -> str:
+        """The allowed values in words: "[0, 1]", "> 0", "one of: a, b"; "" when anything goes."""
+        if self.choices:
+            return "one of: " + ", ".join(self.choices)
+        if self.low is not None and self.high is not None:
+            return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
+        if self.low is not None:
+            return f"{'>' if self.low_open else '>='} {self.low:g}"
+        if self.high is not None:
+            return f"{'<' if self.high_open else '<='} {self.high:g}"
+        return ""
+
+    def problem(self, name: str, value: Any, kind: type) -> str | None:
+        """Why `value` cannot be setting `name` of type `kind`; None when it can."""
+        if kind is bool:
+            if not isinstance(value, bool):
+                return f"{name} must be true or false, not {value!r}"
+            return None
+        if kind is str:
+            if not isinstance(value, str):
+                return f"{name} must be a string, not {value!r}"
+            if self.choices and value not in self.choices:
+                return f"{name} '{value}' is unknown (choose {', '.join(self.choices)})"
+            return None
+        if kind in (int, float):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and isinstance(value, float)):
+                return f"{name} must be {'an integer' if kind is int else 'a number'}, not {value!r}"
+            return self._range_problem(name, value)
+        if kind is tuple:
+            if not isinstance(value, (tuple, list)):
+                return f"{name} must be a list, not {value!r}"
+            return None
+        return None
+
+    def _range_problem(self, name: str, value: float) -> str | None:
+        below = self.low is not None and not (value > self.low if self.low_open else value >= self.low)
+        above = self.high is not None and not (value < self.high if self.high_open else value <= self.high)
+        if below or above or (isinstance(value, float) and math.isnan(value)):
+            text = self.range_text()
+            where = f"in {text}" if self.low is not None and self.high is not None else text
+            return f"{name} must be {where}" + (f" ({self.note})" if self.note else "")
+        return None
+
+
+def setting(default: Any, description: str, **rules: Any) -> Any:
+    """A settings dataclass field: its default, its description and its rules (see Setting)."""
+    return field(default=default, metadata={"setting": Setting(" ".join(description.split()), **rules)})
+
+
+def unit_interval(default: float, description: str, live: bool = True) -> Any:
+    return setting(default, description, low=0.0, high=1.0, live=live)
+
+
+class Settings:
+    """Base of every settings group: checks its own fields (and its groups') from their definitions."""
+
+    def problems(self, prefix: str = "") -> list[str]:
+        """What is wrong with these settings (names prefixed by `prefix`); empty when they are usable."""
+        found = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            spec = f.metadata.get("setting")
+            if spec is not None:
+                problem = spec.problem(prefix + f.name, value, _kind(f.default))
+                if problem:
+                    found.append(problem)
+            elif isinstance(value, Settings):
+                found += value.problems(f"{prefix}{f.name}.")
+        return found + self.joint_problems()
+
+    def joint_problems(self) -> list[str]:
+        """Rules that join several settings of this group (overridden where there are some)."""
+        return []
 
 
 @dataclass(frozen=True)
-class LandmarksConfig:
-    presence_threshold: float = 0.5
-    """Minimum face-mesh presence score in [0, 1]; below it the crop is taken not to hold a face."""
+class DetectionConfig(Settings):
+    model: str = setting("full_range", "BlazeFace model: full_range (faces up to about 5 m) or short_range (up to "
+                         "about 2 m, faster).", choices=DETECTOR_MODELS)
+    score_threshold: float = unit_interval(0.5, "Minimum face detection score in [0, 1].")
+    nms_iou_threshold: float = unit_interval(0.3, "Detections overlapping more than this IoU are merged into one face.")
+    max_faces: int = setting(6, "At most this many faces (the highest scoring) are processed per image.", low=1)
+    min_face_size_px: float = setting(20.0, "Faces whose box is smaller than this many pixels (full-resolution "
+                                      "image) are ignored.", low=0.0, live=True)
 
 
 @dataclass(frozen=True)
-class TrackingConfig:
-    min_hits: int = 3
-    """Detections a new face needs before it is published."""
-    max_misses: int = 5
-    """Consecutive frames a face may go undetected before its track (and id) is dropped."""
-    iou_threshold: float = 0.3
-    """Minimum box overlap (IoU) for a detection to continue a track."""
-    id_style: str = "random"
-    """Track ids: random (5 letters, as REP-155 suggests) or sequential (0001, 0002, ...)."""
-
-    def tracker_settings(self) -> TrackerSettings:
-        return TrackerSettings(self.min_hits, self.max_misses, self.iou_threshold)
+class LandmarksConfig(Settings):
+    presence_threshold: float = unit_interval(0.5, "Minimum face-mesh presence score in [0, 1]; below it the crop "
+                                              "is taken not to hold a face.")
 
 
 @dataclass(frozen=True)
-class SmoothingConfig:
-    enabled: bool = True
-    """Smooth each track's pose over time with One-Euro filters."""
-    position_min_cutoff: float = 1.0
-    """Position filter cutoff at rest, Hz (lower is smoother, more lag)."""
-    position_beta: float = 2.0
-    """Position filter speed gain, per m/s (higher follows motion faster)."""
-    rotation_min_cutoff: float = 1.0
-    """Orientation filter cutoff at rest, Hz."""
-    rotation_beta: float = 2.0
-    """Orientation filter speed gain, per unit of quaternion rate (about rad/s / 2)."""
-
-    def position(self) -> OneEuroSettings:
-        return OneEuroSettings(self.position_min_cutoff, self.position_beta)
-
-    def rotation(self) -> OneEuroSettings:
-        return OneEuroSettings(self.rotation_min_cutoff, self.rotation_beta)
+class TrackingConfig(Settings):
+    min_hits: int = setting(3, "Detections a new face needs before it is published.", low=1, live=True)
+    max_misses: int = setting(5, "Consecutive frames a face may go undetected before its track (and id) is dropped.",
+                              low=0, live=True)
+    iou_threshold: float = unit_interval(0.3, "Minimum box overlap (IoU) for a detection to continue a track.")
+    id_style: str = setting("random", "Track ids: random (5 letters, as REP-155 suggests) or sequential (0001, "
+                            "0002, ...).", choices=ID_STYLES)
 
 
 @dataclass(frozen=True)
-class PnPConfig:
-    outlier_threshold: float = 0.05
-    """A landmark whose reprojection error exceeds this fraction of the face's size is an outlier."""
-    ransac_iterations: int = 50
-    """RANSAC rounds for a face with no previous pose."""
-    max_facing_angle_deg: float = 100.0
-    """Reject poses whose face points further than this from the camera (degrees)."""
-
-    def settings(self) -> PnPSettings:
-        return PnPSettings(self.outlier_threshold, self.ransac_iterations, self.max_facing_angle_deg)
-
-
-@dataclass(frozen=True)
-class InferenceConfig:
-    engine: str = "auto"
-    """Runtime of every network: auto (TensorRT when tensorrt and an NVIDIA GPU are present, else ONNX Runtime), onnxruntime or tensorrt."""
-    fp16: bool = True
-    """TensorRT only: build FP16 engines where the GPU supports them."""
-    engine_cache_dir: str = ""
-    """TensorRT only: where built engines are cached; empty uses <asset cache>/tensorrt."""
+class SmoothingConfig(Settings):
+    enabled: bool = setting(True, "Smooth each track's pose over time with One-Euro filters.", live=True)
+    position_min_cutoff: float = setting(1.0, "Position filter cutoff at rest, Hz (lower is smoother, more lag).",
+                                         low=0.0, low_open=True, live=True)
+    position_beta: float = setting(2.0, "Position filter speed gain, per m/s (higher follows motion faster).",
+                                   low=0.0, live=True)
+    rotation_min_cutoff: float = setting(1.0, "Orientation filter cutoff at rest, Hz.", low=0.0, low_open=True,
+                                         live=True)
+    rotation_beta: float = setting(2.0, "Orientation filter speed gain, per unit of quaternion rate (about "
+                                   "rad/s / 2).", low=0.0, live=True)
 
 
 @dataclass(frozen=True)
-class HopenetConfig:
-    network: str = "whenet"
-    """Network of the hopenet and fusion backends: whenet (built in, converted at setup) or hopenet (the authors' weights, see model_file)."""
-    model_file: str = ""
-    """ONNX file of the network; empty uses the built-in WHENet. For hopenet: the file `headpose-ros export-hopenet` wrote."""
-    face_width_m: float = 0.155
-    """Width (m) a detector box spans at the face's depth: the prior that turns box size into distance."""
-    sellion_offset: float = -0.19
-    """Vertical offset of the sellion from the box centre, as a fraction of the box height (negative is up)."""
-    depth_rel_sigma: float = 0.10
-    """Relative standard deviation of the box-size distance, reported in the covariance."""
+class PnPConfig(Settings):
+    outlier_threshold: float = setting(0.05, "A landmark whose reprojection error exceeds this fraction of the "
+                                       "face's size is an outlier.", low=0.0, high=1.0, low_open=True, live=True)
+    ransac_iterations: int = setting(50, "RANSAC rounds for a face with no previous pose.", low=1, live=True)
+    max_facing_angle_deg: float = setting(100.0, "Reject poses whose face points further than this from the "
+                                          "camera (degrees).", low=0.0, high=180.0, low_open=True, live=True)
 
 
 @dataclass(frozen=True)
-class FusionConfig:
-    max_landmark_yaw_deg: float = 30.0
-    """Up to this |yaw| (by the network), landmark PnP gives the pose; beyond it, the network's rotation is kept and only the position is fitted to the landmarks."""
+class InferenceConfig(Settings):
+    engine: str = setting("auto", "Runtime of every network: auto (TensorRT when tensorrt and an NVIDIA GPU are "
+                          "present, else ONNX Runtime), onnxruntime or tensorrt.", choices=ENGINES)
+    fp16: bool = setting(True, "TensorRT only: build FP16 engines where the GPU supports them.")
+    engine_cache_dir: str = setting("", "TensorRT only: where built engines are cached; empty uses "
+                                    "<asset cache>/tensorrt.")
 
 
 @dataclass(frozen=True)
-class EngineConfig:
-    backend: str = "landmarks"
-    """Estimation method: landmarks (face mesh + solvePnP with K and D), hopenet (a Hopenet-family network; distance from the box size) or fusion (landmark PnP, with the network's rotation where landmarks fail)."""
-    num_threads: int = 2
-    """CPU threads each network may use (ONNX Runtime intra-op threads)."""
-    model_dir: str = ""
-    """Directory holding the converted .onnx models; empty uses the asset cache filled by `make setup`."""
-    max_image_side_px: int = 1920
-    """Images whose longer side exceeds this are shrunk to it (area averaging) before processing; boxes are still reported in full-resolution pixels and poses in metres. 0 never shrinks."""
+class HopenetConfig(Settings):
+    network: str = setting("whenet", "Network of the hopenet and fusion backends: whenet (built in, converted at "
+                           "setup) or hopenet (the authors' weights, see model_file).", choices=NETWORKS)
+    model_file: str = setting("", "ONNX file of the network; empty uses the built-in WHENet. For hopenet: the file "
+                              "`headpose-ros export-hopenet` wrote.")
+    face_width_m: float = setting(0.155, "Width (m) a detector box spans at the face's depth: the prior that turns "
+                                  "box size into distance.", low=0.0, low_open=True)
+    sellion_offset: float = setting(-0.19, "Vertical offset of the sellion from the box centre, as a fraction of "
+                                    "the box height (negative is up).", low=-1.0, high=1.0)
+    depth_rel_sigma: float = setting(0.10, "Relative standard deviation of the box-size distance, reported in the "
+                                     "covariance.", low=0.0, low_open=True)
+
+
+@dataclass(frozen=True)
+class FusionConfig(Settings):
+    max_landmark_yaw_deg: float = setting(30.0, "Up to this |yaw| (by the network), landmark PnP gives the pose; "
+                                          "beyond it, the network's rotation is kept and only the position is "
+                                          "fitted to the landmarks.", low=0.0, high=180.0, live=True)
+
+
+@dataclass(frozen=True)
+class TargetConfig(Settings):
+    """One further attention target, declared as attention.targets.<name>.* (name from attention.target_names)."""
+
+    name: str = setting("", "The target's name, as attention messages report it.")
+    frame: str = setting("", "TF frame of the target; empty: the camera's optical frame.")
+    offset: tuple = setting((0.0, 0.0, 0.0), "Position (m) of the target in its frame.")
+    cone_half_angle_deg: float = setting(0.0, "The target's own cone half-angle (deg); 0: "
+                                         "attention.cone_half_angle_deg.", low=0.0, high=90.0, high_open=True)
+
+    def joint_problems(self) -> list[str]:
+        if len(self.offset) != 3 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in self.offset):
+            return [f"target '{self.name}': offset must be three finite numbers [x, y, z] (metres)"]
+        return []
+
+
+# Names of the parameters that describe one target, below attention.targets.<name>.
+TARGET_PARAMETER_KEYS = ("frame", "offset", "cone_half_angle_deg")
+
+
+@dataclass(frozen=True)
+class AttentionConfig(Settings):
+    """Who looks at what (core.attention): the cone, range and hysteresis, and where the targets are."""
+
+    enabled: bool = setting(True, "Work out who looks at what (publishes ~/attention and ~/attention_events).")
+    cone_half_angle_deg: float = setting(15.0, "A target within this angle (degrees) of a face's gaze ray is in "
+                                         "view (a target may set its own).", low=0.0, high=90.0, low_open=True,
+                                         high_open=True, live=True)
+    max_distance_m: float = setting(4.0, "Targets farther than this (metres) from the face are never attended.",
+                                    low=0.0, low_open=True, live=True)
+    min_dwell_s: float = setting(0.2, "Seconds a new target must stay the best one in view before it is attended.",
+                                 low=0.0, live=True)
+    release_s: float = setting(0.3, "Seconds the attended target may stay outside its widened cone before it is "
+                               "released.", low=0.0, live=True)
+    exit_cone_factor: float = setting(1.3, "The attended target is kept while within this many times its cone "
+                                      "(hysteresis, >= 1).", low=1.0, live=True)
+    faces_as_targets: bool = setting(True, "Other tracked faces are targets too (\"person A looks at person B\").",
+                                     live=True)
+    robot_frame: str = setting("", "TF frame of the robot as an attention target; empty: the camera's optical frame.")
+    robot_offset: tuple = setting((0.0, 0.0, 0.0), "Position (m) of the robot target in attention.robot_frame.")
+    mutual_gaze: bool = setting(False, "Report mutual gaze: needs the robot's own gaze "
+                                "(attention.robot_gaze_frame).")
+    robot_gaze_frame: str = setting("", "Frame whose axis attention.robot_gaze_axis is where the robot looks; "
+                                    "empty: the camera's optical frame.")
+    robot_gaze_axis: str = setting("z", "Looking axis of attention.robot_gaze_frame: z for optical frames, x for "
+                                   "body frames (REP-103).", choices=GAZE_AXES)
+    target_names: tuple = setting((), "Names of further targets; each is described by "
+                                  "attention.targets.<name>.frame, .offset and .cone_half_angle_deg.")
+    # The targets named by target_names (not a parameter of its own: the node reads them from
+    # attention.targets.<name>.*, the CLI from the same keys in a YAML file).
+    targets: tuple[TargetConfig, ...] = ()
+
+    @property
+    def robot(self) -> TargetConfig:
+        return TargetConfig(ROBOT, self.robot_frame, tuple(self.robot_offset))
+
+    def joint_problems(self) -> list[str]:
+        found = [p for t in (self.robot, *self.targets) for p in t.problems()]
+        names = [ROBOT, *(t.name for t in self.targets)]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            found.append(f"target names must be unique (and not '{ROBOT}'): {', '.join(duplicates)}")
+        missing = sorted(set(self.target_names) - {t.name for t in self.targets})
+        if missing:
+            found.append(f"attention.target_names lists {', '.join(missing)} without a description "
+                         "(attention.targets.<name>.frame, .offset)")
+        return found
+
+
+@dataclass(frozen=True)
+class EngineConfig(Settings):
+    backend: str = setting("landmarks", "Estimation method: landmarks (face mesh + solvePnP with K and D), hopenet "
+                           "(a Hopenet-family network; distance from the box size) or fusion (landmark PnP, with the "
+                           "network's rotation where landmarks fail).", choices=BACKENDS)
+    num_threads: int = setting(2, "CPU threads each network may use (ONNX Runtime intra-op threads).", low=0,
+                               note="0 lets ONNX Runtime choose")
+    max_image_side_px: int = setting(1920, "Images whose longer side exceeds this are shrunk to it (area averaging) "
+                                     "before processing; boxes are still reported in full-resolution pixels and "
+                                     "poses in metres. 0 never shrinks.", low=0, live=True, note="0: never shrink")
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
@@ -138,51 +287,42 @@ class EngineConfig:
     smoothing: SmoothingConfig = field(default_factory=SmoothingConfig)
     hopenet: HopenetConfig = field(default_factory=HopenetConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
-    attention: AttentionSettings = field(default_factory=AttentionSettings)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
 
-    def problems(self) -> list[str]:
-        """What is wrong with these settings; empty when they are usable."""
-        found = []
-        if self.backend not in BACKENDS:
-            found.append(f"backend '{self.backend}' is unknown (choose {', '.join(BACKENDS)})")
-        if self.detection.model not in DETECTOR_MODELS:
-            found.append(f"detection.model '{self.detection.model}' is unknown (choose {', '.join(DETECTOR_MODELS)})")
-        if self.inference.engine not in ENGINES:
-            found.append(f"inference.engine '{self.inference.engine}' is unknown (choose {', '.join(ENGINES)})")
-        if self.hopenet.network not in NETWORKS:
-            found.append(f"hopenet.network '{self.hopenet.network}' is unknown (choose {', '.join(NETWORKS)})")
-        elif self.hopenet.network == "hopenet" and not self.hopenet.model_file and self.backend != "landmarks":
-            found.append("hopenet.network is hopenet but hopenet.model_file is empty: export the authors' weights "
-                         "with `headpose-ros export-hopenet hopenet_robust_alpha1.pkl -o hopenet.onnx` and set "
-                         "hopenet.model_file to that file")
-        if self.hopenet.face_width_m <= 0:
-            found.append("hopenet.face_width_m must be > 0")
-        if self.tracking.id_style not in ID_STYLES:
-            found.append(f"tracking.id_style '{self.tracking.id_style}' is unknown (choose {', '.join(ID_STYLES)})")
-        for name in ("detection.score_threshold", "landmarks.presence_threshold"):
-            if not 0.0 <= get_path(self, name) <= 1.0:
-                found.append(f"{name} must be in [0, 1]")
-        if self.detection.max_faces < 1:
-            found.append("detection.max_faces must be at least 1")
-        if self.tracking.min_hits < 1 or self.tracking.max_misses < 0:
-            found.append("tracking.min_hits must be >= 1 and tracking.max_misses >= 0")
-        if self.max_image_side_px < 0:
-            found.append("max_image_side_px must be >= 0 (0: never shrink)")
-        if self.num_threads < 0:
-            found.append("num_threads must be >= 0 (0 lets ONNX Runtime choose)")
-        return found + self.attention.problems()
+    def joint_problems(self) -> list[str]:
+        if self.hopenet.network == "hopenet" and not self.hopenet.model_file and self.backend != "landmarks":
+            return ["hopenet.network is hopenet but hopenet.model_file is empty: export the authors' weights "
+                    "with `headpose-ros export-hopenet hopenet_robust_alpha1.pkl -o hopenet.onnx` and set "
+                    "hopenet.model_file to that file"]
+        return []
 
 
-def leaves(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, str]]:
-    """Every setting as (dotted name, value, one-line description), depth first."""
-    docs = _field_docs(type(config))
+def _walk(config: Any, prefix: str) -> Iterator[tuple[str, Any, Setting]]:
+    """(dotted name, value, definition) of every setting below `config`, depth first, in field order."""
     for f in dataclasses.fields(config):
         value = getattr(config, f.name)
-        name = prefix + f.name
-        if dataclasses.is_dataclass(value):
-            yield from leaves(value, name + ".")
-        else:
-            yield name, value, docs.get(f.name, "")
+        spec = f.metadata.get("setting")
+        if spec is not None:
+            yield prefix + f.name, value, spec
+        elif isinstance(value, Settings):
+            yield from _walk(value, f"{prefix}{f.name}.")
+
+
+def _kind(default: Any) -> type:
+    for kind in (bool, int, float, str, tuple):
+        if isinstance(default, kind):
+            return kind
+    raise TypeError(f"unsupported setting default {default!r}")
+
+
+def leaves(config: Any, prefix: str = "") -> Iterator[tuple[str, Any, Setting]]:
+    """Every setting as (dotted name, value, its definition), depth first."""
+    yield from _walk(config, prefix)
+
+
+def definitions(config_type: type = None) -> dict[str, Setting]:
+    """Dotted name -> definition of every setting of a settings tree (default: EngineConfig)."""
+    return {name: spec for name, _, spec in leaves((config_type or EngineConfig)())}
 
 
 def get_path(config: Any, dotted: str) -> Any:
@@ -192,7 +332,11 @@ def get_path(config: Any, dotted: str) -> Any:
 
 
 def with_values(config: Any, values: dict[str, Any]) -> Any:
-    """A copy of `config` with dotted-name settings replaced; unknown names raise KeyError."""
+    """A copy of `config` with dotted-name settings replaced; unknown names raise KeyError.
+
+    Values are taken as given, except that lists become tuples and an integer
+    given for a float setting becomes a float; problems() says what is wrong.
+    """
     groups: dict[str, dict[str, Any]] = {}
     direct: dict[str, Any] = {}
     names = {f.name for f in dataclasses.fields(config)}
@@ -204,45 +348,19 @@ def with_values(config: Any, values: dict[str, Any]) -> Any:
             groups.setdefault(head, {})[rest] = value
         else:
             current = getattr(config, head)
-            direct[head] = type(current)(value) if isinstance(current, (int, float, str, bool)) else value
+            if isinstance(value, list):
+                value = tuple(value)
+            elif isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+                value = float(value)
+            direct[head] = value
     for head, sub in groups.items():
         direct[head] = with_values(getattr(config, head), sub)
     return dataclasses.replace(config, **direct)
 
 
-def _field_docs(cls: type) -> dict[str, str]:
-    """Attribute docstrings (the string literal under each field), read from the source."""
-    import ast
-    import inspect
-    import textwrap
-
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    docs = {}
-    body = tree.body[0].body
-    for node, nxt in zip(body, body[1:]):
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
-            if isinstance(nxt, ast.Expr) and isinstance(getattr(nxt, "value", None), ast.Constant):
-                docs[node.target.id] = " ".join(str(nxt.value.value).split())
-    return docs
-
-
-# Settings a running engine can take (HeadPoseEngine.apply_settings): thresholds, tracking,
-# smoothing and attention. The others choose models and runtimes, and need a restart.
-LIVE_SETTINGS = frozenset({
-    "max_image_side_px",
-    "detection.score_threshold", "detection.nms_iou_threshold", "detection.min_face_size_px",
-    "landmarks.presence_threshold",
-    "pnp.outlier_threshold", "pnp.ransac_iterations", "pnp.max_facing_angle_deg",
-    "tracking.min_hits", "tracking.max_misses", "tracking.iou_threshold",
-    "smoothing.enabled", "smoothing.position_min_cutoff", "smoothing.position_beta",
-    "smoothing.rotation_min_cutoff", "smoothing.rotation_beta",
-    "fusion.max_landmark_yaw_deg",
-    "attention.cone_half_angle_deg", "attention.max_distance_m", "attention.min_dwell_s", "attention.release_s",
-    "attention.exit_cone_factor", "attention.faces_as_targets",
-})
+# Settings a running engine can take (HeadPoseEngine.apply): thresholds, tracking,
+# smoothing and attention. The others choose models, runtimes and frames, and need a restart.
+LIVE_SETTINGS = frozenset(name for name, spec in definitions().items() if spec.live)
 
 
 # Independent still images (the CLI's predict and eval): every detected face is

@@ -2,46 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
+from .config import DetectionConfig
 from .inference import Runtime
 from .models import DetectorModel, letterbox
-
-
-@dataclass
-class FaceDetections:
-    """The faces found in one image, vectorised over n faces, in full-image pixels.
-
-    boxes: (n, 4) float32 x0, y0, x1, y1.
-    scores: (n,) float32 in [0, 1].
-    keypoints: (n, k, 2) float32 (u, v); for BlazeFace k = 6: the person's
-        right eye, left eye, nose tip, mouth centre, right and left ear tragion.
-    """
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    keypoints: np.ndarray
-
-    def __post_init__(self) -> None:
-        n = len(self.boxes)
-        if self.boxes.shape != (n, 4) or self.scores.shape != (n,) or self.keypoints.shape[:1] != (n,):
-            raise ValueError(
-                f"inconsistent shapes: boxes {self.boxes.shape}, scores {self.scores.shape}, "
-                f"keypoints {self.keypoints.shape}"
-            )
-
-    def __len__(self) -> int:
-        return len(self.boxes)
-
-    @classmethod
-    def empty(cls, num_keypoints: int = 6) -> "FaceDetections":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, num_keypoints, 2), np.float32))
-
-    def take(self, index) -> "FaceDetections":
-        """The detections at `index` (an index array or boolean mask)."""
-        return FaceDetections(self.boxes[index], self.scores[index], self.keypoints[index])
+from .types import FaceDetections
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -87,43 +53,38 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, iou_
 class FaceDetector:
     """Finds faces in an RGB image with a BlazeFace-family model.
 
-    score_threshold: minimum detection score in [0, 1].
-    nms_iou_threshold: boxes overlapping more than this are merged.
-    max_faces: at most this many faces, the highest scoring, are returned.
-    min_face_size_px: faces whose box is smaller (in full-image pixels) are dropped.
+    settings: the detection.* settings (score and NMS thresholds, max_faces,
+        min_face_size_px in full-resolution pixels); apply() changes them.
     """
 
-    def __init__(
-        self,
-        model: DetectorModel,
-        engine: Runtime,
-        *,
-        score_threshold: float = 0.5,
-        nms_iou_threshold: float = 0.3,
-        max_faces: int = 6,
-        min_face_size_px: float = 0.0,
-    ):
+    def __init__(self, model: DetectorModel, runtime: Runtime, settings: DetectionConfig = DetectionConfig()):
         self.model = model
-        self.engine = engine
-        self.score_threshold = score_threshold
-        self.nms_iou_threshold = nms_iou_threshold
-        self.max_faces = max_faces
-        self.min_face_size_px = min_face_size_px
+        self.runtime = runtime
+        self.settings = settings
         self._anchors = model.anchors.centres(model.input.size)
 
-    def detect(self, image_rgb: np.ndarray, min_face_size_px: float | None = None) -> FaceDetections:
-        """(h, w, 3) uint8 RGB image -> the faces in it, best first.
+    def apply(self, settings: DetectionConfig) -> None:
+        """Use these settings from the next image on."""
+        self.settings = settings
 
-        min_face_size_px: overrides the detector's own, in this image's pixels (for a shrunk image).
+    def describe(self) -> str:
+        return f"{self.model.asset} ({self.runtime.name})"
+
+    def detect(self, image_rgb: np.ndarray, full_scale: float = 1.0) -> FaceDetections:
+        """(h, w, 3) uint8 RGB image -> the faces in it, best first, in its pixels.
+
+        full_scale: full-resolution pixels per pixel of this image (> 1 for a
+        shrunk image), so that min_face_size_px keeps meaning full-resolution pixels.
         """
-        min_size = self.min_face_size_px if min_face_size_px is None else min_face_size_px
+        s = self.settings
+        min_size = s.min_face_size_px / full_scale
         m = self.model
         padded, A = letterbox(image_rgb, m.input.size)
-        out = self.engine.run({m.input.name: m.input.to_tensor(padded)})
+        out = self.runtime.run({m.input.name: m.input.to_tensor(padded)})
         raw = out[m.boxes_output].reshape(-1, 2 + m.num_keypoints, 2)
         logits = np.clip(out[m.scores_output].reshape(-1), -m.raw_score_limit, m.raw_score_limit)
         scores = 1.0 / (1.0 + np.exp(-logits))
-        keep = scores >= self.score_threshold
+        keep = scores >= s.score_threshold
         if not np.any(keep):
             return FaceDetections.empty(m.num_keypoints)
         raw, scores, anchors = raw[keep], scores[keep], self._anchors[keep]
@@ -134,7 +95,7 @@ class FaceDetector:
         boxes = np.concatenate([centre - half, centre + half], axis=1)
         points = raw[:, 2:] + (anchors * size)[:, None, :]
         valid = np.all(half > 0, axis=1)
-        boxes, scores, points = weighted_nms(boxes[valid], scores[valid], points[valid], self.nms_iou_threshold)
+        boxes, scores, points = weighted_nms(boxes[valid], scores[valid], points[valid], s.nms_iou_threshold)
         # Input coordinates are continuous (pixel centres at +0.5); the affine uses
         # integer pixel centres, so shift by half a pixel on the way back.
         Ainv = invert_affine(A)
@@ -145,7 +106,7 @@ class FaceDetector:
         inside = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < w) & (boxes[:, 1] < h)
         keep = inside & (sides >= min_size)
         dets = FaceDetections(boxes[keep].astype(np.float32), scores[keep], points[keep].astype(np.float32))
-        return dets.take(slice(0, self.max_faces))
+        return dets.take(slice(0, s.max_faces))
 
 
 def invert_affine(A: np.ndarray) -> np.ndarray:

@@ -31,9 +31,12 @@ class NetworkAngles:
 class HeadPoseNetEstimator:
     """Runs a Hopenet-family network on every face of a frame in one batched call."""
 
-    def __init__(self, model: HeadPoseNetModel, engine: Runtime):
+    def __init__(self, model: HeadPoseNetModel, runtime: Runtime):
         self.model = model
-        self.engine = engine
+        self.runtime = runtime
+
+    def describe(self) -> str:
+        return f"{self.model.asset} ({self.runtime.name})"
 
     def crops(self, image_rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's input crops (n, h, w, 3) uint8 and their boxes (n, 4) in image pixels.
@@ -61,7 +64,7 @@ class HeadPoseNetEstimator:
         if n == 0:
             return NetworkAngles(np.zeros((0, 3)), np.zeros((0, 4)))
         crops, crop_boxes = self.crops(image_rgb, boxes)
-        out = run_batched(self.engine, m.input.name, m.input.to_tensor(crops), m.outputs)
+        out = run_batched(self.runtime, m.input.name, m.input.to_tensor(crops), m.outputs)
         ypr = np.stack([bins.decode(out[bins.output]) for bins in (m.yaw, m.pitch, m.roll)], axis=1)
         return NetworkAngles(ypr, crop_boxes)
 

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .detection import FaceDetections, apply_affine, invert_affine
+from .detection import apply_affine, invert_affine
 from .inference import Runtime, run_batched
 from .models import LandmarkModel
+from .types import FaceDetections
 
 # BlazeFace keypoint indices used to level the crop.
 RIGHT_EYE_KEYPOINT, LEFT_EYE_KEYPOINT = 0, 1
@@ -64,12 +65,15 @@ def crop_affines(centres: np.ndarray, sides: np.ndarray, angles: np.ndarray, siz
     return A
 
 
-class LandmarkEstimator:
+class FaceMesh:
     """Runs the face mesh on each detected face, all faces batched when the model allows."""
 
-    def __init__(self, model: LandmarkModel, engine: Runtime):
+    def __init__(self, model: LandmarkModel, runtime: Runtime):
         self.model = model
-        self.engine = engine
+        self.runtime = runtime
+
+    def describe(self) -> str:
+        return f"{self.model.asset} ({self.runtime.name})"
 
     def estimate(self, image_rgb: np.ndarray, detections: FaceDetections) -> FaceLandmarks:
         m = self.model
@@ -83,7 +87,7 @@ class LandmarkEstimator:
             cv2.warpAffine(image_rgb, A[i], (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
             for i in range(n)
         ])
-        out = run_batched(self.engine, m.input.name, m.input.to_tensor(crops), (m.landmarks_output, m.presence_output))
+        out = run_batched(self.runtime, m.input.name, m.input.to_tensor(crops), (m.landmarks_output, m.presence_output))
         raw, logit = out[m.landmarks_output], out[m.presence_output]
         crop_pts = raw.reshape(n, m.num_landmarks, 3).astype(np.float64)
         presence = (1.0 / (1.0 + np.exp(-np.clip(logit.reshape(n), -80, 80)))).astype(np.float32)

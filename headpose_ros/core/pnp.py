@@ -2,47 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import cv2
 import numpy as np
 
 from .camera import CameraModel
-
-
-@dataclass
-class PoseMeasurement:
-    """One frame's measured pose of the face frame in the camera optical frame.
-
-    R: (3, 3) rotation (face axes as columns, in camera coordinates).
-    t: (3,) position of the face origin (the sellion), metres.
-    covariance: (6, 6) over (x, y, z, rotation about camera X, Y, Z), m and rad;
-        -1 on the diagonal where unknown.
-    reprojection_rms_px: RMS of the fitted landmarks' reprojection error, pixels.
-    inlier_fraction: fraction of the fitted landmarks kept by the robust fit.
-    """
-
-    R: np.ndarray
-    t: np.ndarray
-    covariance: np.ndarray = field(default_factory=lambda: -np.eye(6))
-    reprojection_rms_px: float = float("nan")
-    inlier_fraction: float = 1.0
-
-
-@dataclass(frozen=True)
-class PnPSettings:
-    """How the landmark fit is made robust.
-
-    outlier_threshold: a landmark whose reprojection error exceeds this
-        fraction of the face size (eye-to-mouth scale, in pixels) is an outlier.
-    ransac_iterations: RANSAC rounds when there is no prior pose to start from.
-    max_facing_angle_deg: poses whose face x axis points further than this from
-        the camera are rejected (a face cannot be seen from behind).
-    """
-
-    outlier_threshold: float = 0.05
-    ransac_iterations: int = 50
-    max_facing_angle_deg: float = 100.0
+from .config import PnPConfig
+from .types import EstimateStatus, PoseMeasurement
 
 
 # Levenberg-Marquardt stops when a step changes the pose by less than 1e-7 (rad, m):
@@ -51,7 +16,11 @@ LM_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 20, 1e-7)
 
 
 class PoseRejected(Exception):
-    """The fit gave no physically valid pose; the message says why."""
+    """The fit gave no physically valid pose; the message says why, `status` which kind of reason it is."""
+
+    def __init__(self, status: EstimateStatus, message: str):
+        super().__init__(message)
+        self.status = status
 
 
 def solve_head_pose(
@@ -59,13 +28,15 @@ def solve_head_pose(
     model_points: np.ndarray,
     camera: CameraModel,
     prior: PoseMeasurement | None = None,
-    settings: PnPSettings = PnPSettings(),
+    settings: PnPConfig = PnPConfig(),
 ) -> PoseMeasurement:
     """Fit the face model to its landmarks in the image.
 
     image_points: (n, 2) pixels in the image `camera` describes (distorted, as observed).
     model_points: (n, 3) metres, the same landmarks in the face frame.
     prior: the track's previous pose, used as the starting point.
+    settings: how the fit is made robust (outlier threshold as a fraction of
+        the face's size in pixels, RANSAC rounds, the largest facing angle).
     Raises PoseRejected when no valid pose exists.
 
     With a prior, Levenberg-Marquardt starts from it (the extrinsic guess); when
@@ -95,18 +66,18 @@ def solve_head_pose(
             flags=cv2.SOLVEPNP_SQPNP,
         )
         if not ok or idx is None:
-            raise PoseRejected("PnP found no consistent pose")
+            raise PoseRejected(EstimateStatus.NO_FIT, "PnP found no consistent pose")
         inliers = np.zeros(len(obj), dtype=bool)
         inliers[idx.ravel()] = True
     rvec, tvec = cv2.solvePnPRefineLM(obj[inliers], img[inliers], K, D, rvec, tvec, criteria=LM_CRITERIA)
     R, _ = cv2.Rodrigues(rvec)
     t = tvec.ravel()
     if t[2] <= 0:
-        raise PoseRejected(f"the face would be behind the camera (z = {t[2]:.3f} m)")
+        raise PoseRejected(EstimateStatus.BEHIND_CAMERA, f"the face would be behind the camera (z = {t[2]:.3f} m)")
     to_camera = -t / np.linalg.norm(t)
     facing = np.degrees(np.arccos(np.clip(R[:, 0] @ to_camera, -1, 1)))
     if facing > settings.max_facing_angle_deg:
-        raise PoseRejected(f"the face would be turned away from the camera ({facing:.0f} deg)")
+        raise PoseRejected(EstimateStatus.TURNED_AWAY, f"the face would be turned away from the camera ({facing:.0f} deg)")
     rms, cov = _fit_statistics(obj[inliers], img[inliers], K, D, rvec, tvec)
     return PoseMeasurement(R=R, t=t, covariance=cov, reprojection_rms_px=rms, inlier_fraction=float(inliers.mean()))
 
@@ -165,7 +136,7 @@ def fit_translation(
         if np.linalg.norm(step) < 1e-7:
             break
     if t[2] <= 0:
-        raise PoseRejected(f"the face would be behind the camera (z = {t[2]:.3f} m)")
+        raise PoseRejected(EstimateStatus.BEHIND_CAMERA, f"the face would be behind the camera (z = {t[2]:.3f} m)")
     proj, jac = cv2.projectPoints(obj, rvec, t, camera.K, camera.opencv_distortion)
     res = (proj.reshape(-1, 2) - img).ravel()
     J = jac[:, 3:6]

@@ -1,8 +1,10 @@
 """Multi-face tracking: stable ids across frames, confirmation and loss.
 
-A track is confirmed (published) after `min_hits` detections and dropped
-after more than `max_misses` consecutive frames without one. Each track owns
-its temporal filter and its last pose, which seeds the next frame's fit.
+The tracker alone decides: a track is confirmed (published) after
+`min_hits` detections and ended after more than `max_misses` consecutive
+frames without one. Each track carries the estimator's own per-track state
+(core.track_state.TrackState: last pose, smoothing filter), made by the
+factory the tracker is given; the tracker never looks inside it.
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import itertools
 import random
 import string
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
+from typing import Callable, Generic, TypeVar
 
 import numpy as np
 
+from .config import TrackingConfig
 from .detection import box_iou
-from .filtering import PoseFilter
-from .pnp import PoseMeasurement
+
+State = TypeVar("State")
 
 
 def random_ids(length: int = 5, seed: int | None = None) -> Callable[[], str]:
@@ -32,57 +35,87 @@ def sequential_ids(prefix: str = "") -> Callable[[], str]:
     return lambda: f"{prefix}{next(counter):04d}"
 
 
-@dataclass(frozen=True)
-class TrackerSettings:
-    """min_hits: detections before a face is published; max_misses: missed frames before it is dropped;
-    iou_threshold: minimum box overlap for a detection to continue a track."""
-
-    min_hits: int = 3
-    max_misses: int = 5
-    iou_threshold: float = 0.3
+def ids_of_style(style: str) -> Callable[[], str]:
+    """The id maker of a tracking.id_style: random or sequential."""
+    return random_ids() if style == "random" else sequential_ids()
 
 
 @dataclass
-class FaceTrack:
-    """One tracked face. `box` is xyxy pixels of its latest detection."""
+class FaceTrack(Generic[State]):
+    """One tracked face.
+
+    box: (4,) xyxy pixels of its latest detection.
+    hits: detections so far; misses: consecutive frames without one.
+    confirmed: hits have reached min_hits (set by the tracker at each update).
+    state: what the estimator keeps for this face (from the tracker's factory).
+    """
 
     id: str
     box: np.ndarray
-    filter: PoseFilter
+    state: State
     hits: int = 1
     misses: int = 0
-    last_pose: PoseMeasurement | None = None
-
-    def confirmed(self, min_hits: int) -> bool:
-        return self.hits >= min_hits
+    confirmed: bool = False
 
 
-class FaceTracker:
-    """Associates each frame's detections with tracks by box overlap (greedy, best IoU first)."""
+@dataclass
+class TrackUpdate(Generic[State]):
+    """What one frame did to the tracks.
 
-    def __init__(self, settings: TrackerSettings, make_filter: Callable[[], PoseFilter], make_id: Callable[[], str]):
-        self.settings = settings
-        self.make_filter = make_filter  # for tracks started from now on
+    tracks: the track of each detection, in the order of the boxes given.
+    ended: tracks that ended in this update (missed more than max_misses frames).
+    """
+
+    tracks: list[FaceTrack[State]] = field(default_factory=list)
+    ended: list[FaceTrack[State]] = field(default_factory=list)
+
+    @property
+    def confirmed(self) -> list[FaceTrack[State]]:
+        return [t for t in self.tracks if t.confirmed]
+
+    @property
+    def tentative(self) -> list[FaceTrack[State]]:
+        return [t for t in self.tracks if not t.confirmed]
+
+
+class FaceTracker(Generic[State]):
+    """Associates each frame's detections with tracks by box overlap (greedy, best IoU first).
+
+    settings: min_hits, max_misses and iou_threshold of tracking.* (checked
+        here: a tracker refuses settings it cannot work with).
+    make_state: the per-track state of a new track.
+    make_id: the id of a new track.
+    """
+
+    def __init__(self, settings: TrackingConfig, make_state: Callable[[], State], make_id: Callable[[], str]):
+        self.apply(settings)
+        self.make_state = make_state  # for tracks started from now on
         self._make_id = make_id
-        self.tracks: list[FaceTrack] = []
+        self.tracks: list[FaceTrack[State]] = []
 
-    def reset(self) -> None:
-        self.tracks = []
+    def apply(self, settings: TrackingConfig) -> None:
+        """Use these settings from the next update on (for every track, existing ones included)."""
+        problems = settings.problems("tracking.")
+        if problems:
+            raise ValueError("; ".join(problems))
+        self.settings = settings
 
-    def update(self, boxes: np.ndarray) -> tuple[list[FaceTrack], list[FaceTrack]]:
-        """Match this frame's boxes (n, 4) to tracks.
+    def reset(self) -> list[FaceTrack[State]]:
+        """End every track; returns them."""
+        ended, self.tracks = self.tracks, []
+        return ended
 
-        Returns the track of each box (new tracks are created for unmatched
-        boxes) and the tracks dropped in this update.
-        """
+    def update(self, boxes: np.ndarray) -> TrackUpdate[State]:
+        """Match this frame's boxes (n, 4) to tracks, start tracks for the others, end the lost ones."""
+        s = self.settings
         n = len(boxes)
-        assigned: list[FaceTrack | None] = [None] * n
+        assigned: list[FaceTrack[State] | None] = [None] * n
         matched_tracks: set[int] = set()
         if self.tracks and n:
             iou = box_iou(boxes, np.array([t.box for t in self.tracks]))
             for flat in np.argsort(-iou, axis=None):
                 d, k = np.unravel_index(flat, iou.shape)
-                if iou[d, k] < self.settings.iou_threshold:
+                if iou[d, k] < s.iou_threshold:
                     break
                 if assigned[d] is None and k not in matched_tracks:
                     assigned[d] = self.tracks[k]
@@ -95,13 +128,13 @@ class FaceTracker:
                 track.misses += 1
         for d in range(n):
             if assigned[d] is None:
-                track = FaceTrack(id=self._make_id(), box=boxes[d].copy(), filter=self.make_filter(), hits=1)
+                track = FaceTrack(id=self._make_id(), box=boxes[d].copy(), state=self.make_state())
                 self.tracks.append(track)
                 assigned[d] = track
             else:
                 assigned[d].box = boxes[d].copy()
-        dropped = [t for t in self.tracks if t.misses > self.settings.max_misses]
-        self.tracks = [t for t in self.tracks if t.misses <= self.settings.max_misses]
-        for t in dropped:
-            t.filter.reset()
-        return assigned, dropped
+        for track in self.tracks:
+            track.confirmed = track.hits >= s.min_hits
+        ended = [t for t in self.tracks if t.misses > s.max_misses]
+        self.tracks = [t for t in self.tracks if t.misses <= s.max_misses]
+        return TrackUpdate(assigned, ended)

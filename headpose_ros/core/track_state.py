@@ -1,0 +1,40 @@
+"""What the engine remembers about each tracked face between frames, made by one factory.
+
+The tracker (core.tracking) carries one TrackState per track without looking
+inside; the engine reads and updates it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .config import SmoothingConfig
+from .filtering import OneEuroSettings, PoseFilter
+from .types import PoseMeasurement
+
+
+@dataclass
+class TrackState:
+    """One face's memory.
+
+    filter: the One-Euro smoothing of its pose.
+    last_pose: its latest measurement: the starting point of the next fit.
+    """
+
+    filter: PoseFilter
+    last_pose: PoseMeasurement | None = None
+
+    def measured(self, m: PoseMeasurement, stamp: float, smooth: bool) -> tuple[np.ndarray, np.ndarray]:
+        """Record this frame's measurement; the pose to publish (R (3, 3), t (3,) m), smoothed if `smooth`."""
+        self.last_pose = m
+        return self.filter(m.R, m.t, stamp) if smooth else (m.R, m.t)
+
+
+def track_state_factory(smoothing: SmoothingConfig) -> Callable[[], TrackState]:
+    """Makes the state of a new track, with filters set as `smoothing` says."""
+    position = OneEuroSettings(smoothing.position_min_cutoff, smoothing.position_beta)
+    rotation = OneEuroSettings(smoothing.rotation_min_cutoff, smoothing.rotation_beta)
+    return lambda: TrackState(PoseFilter(position, rotation))
