@@ -69,6 +69,44 @@ def _rate(times, now: float, window_s: float) -> float:
     return (len(times) - 1) / min(span, window_s) if span > 0 else 0.0
 
 
+def health(stats: PipelineStats, *, intrinsics: str, intrinsics_problem: str, guessing: bool,
+           seconds_since_image: float | None, wait_period: float, faces: int) -> tuple[bytes, str]:
+    """The node's diagnostic level and one-line message, worst first.
+
+    ERROR: processing failed three times in a row. WARN: no usable intrinsics
+    (with or without the guessed fallback), or no image for `wait_period`.
+    OK otherwise, with the rate and the faces of the latest image.
+    """
+    if stats.consecutive_errors >= 3:
+        return DiagnosticStatus.ERROR, f"processing keeps failing: {stats.last_error}"
+    if intrinsics != "ok":
+        guessed = " (using guessed intrinsics)" if guessing else ""
+        return DiagnosticStatus.WARN, f"camera info: {intrinsics_problem}{guessed}"
+    if seconds_since_image is None or seconds_since_image > wait_period:
+        return DiagnosticStatus.WARN, "no images"
+    return DiagnosticStatus.OK, f"{stats.summary()['processing_rate_hz']:.1f} Hz, {faces} faces"
+
+
+def diagnostics_values(stats: PipelineStats, intrinsics: str, faces: int, models: dict[str, str]) -> dict:
+    """The key/values of the node's status: rates, latencies, counts, drops by reason, intrinsics, models."""
+    s = stats.summary()
+    values = {
+        "input rate (Hz)": s["input_rate_hz"],
+        "processing rate (Hz)": s["processing_rate_hz"],
+        "latency p50 (ms)": s["latency_p50_ms"],
+        "latency p99 (ms)": s["latency_p99_ms"],
+        "faces": faces,
+        "images received": stats.total_received,
+        "images processed": stats.total_processed,
+        "images dropped": sum(stats.dropped.values()),
+        "intrinsics": intrinsics,
+        "last error": stats.last_error or "none",
+    }
+    values.update({f"dropped: {k}": v for k, v in stats.dropped.items()})
+    values.update(models)
+    return values
+
+
 def diagnostics_message(stamp, name: str, hardware_id: str, level: bytes, message: str, values: dict) -> DiagnosticArray:
     """One DiagnosticStatus; level is DiagnosticStatus.OK, WARN, ERROR or STALE."""
     status = DiagnosticStatus(

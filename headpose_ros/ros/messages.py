@@ -12,7 +12,7 @@ from headpose_ros.msg import AttentionEvent as AttentionEventMsg
 from headpose_ros.msg import HeadPose as HeadPoseMsg
 from headpose_ros.msg import HeadPoseArray
 
-from ..core.engine import HeadPose
+from ..core.types import HeadPose
 from ..core.rotation import GAZE_IN_FACE, quaternion_xyzw
 
 _GAZE_Q = quaternion_xyzw(GAZE_IN_FACE)
