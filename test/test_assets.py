@@ -65,7 +65,7 @@ def test_cache_dir_precedence(monkeypatch, tmp_path):
 def test_default_cache_is_outside_the_source_tree(monkeypatch):
     monkeypatch.delenv("HEADPOSE_ROS_CACHE", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
-    source_tree = Path(assets.__file__).resolve().parents[1]
+    source_tree = Path(assets.__file__).resolve().parents[2]
     assert source_tree not in assets.cache_dir().resolve().parents
 
 

@@ -27,7 +27,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="the Hopenet converter needs torch (pip install 'headpose_ros[convert]')")
 
 from headpose_ros import assets  # noqa: E402
-from headpose_ros.convert import hopenet  # noqa: E402
+from headpose_ros.assets.convert import hopenet  # noqa: E402
+from headpose_ros.core.files import sha256_file  # noqa: E402
+from headpose_ros.core.inference import ort_session  # noqa: E402
 from headpose_ros.core.models import HOPENET  # noqa: E402
 
 CLI = shutil.which("headpose-ros", path=str(Path(sys.executable).parent)) or "headpose-ros"
@@ -112,7 +114,7 @@ def exported(model, face, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def session(exported):
-    return hopenet.ort_session(exported[1], threads=2)
+    return ort_session(exported[1], threads=2, spin_while_running=False)
 
 
 # --------------------------------------------------------------------------- export
@@ -348,13 +350,13 @@ def test_cli_exports_a_checkpoint(model, tmp_path):
     assert "max |logit difference|" in out.stdout and "tolerance 0.0001" in out.stdout
     assert f"wrote {target}" in out.stdout and f"hopenet.model_file:={target}" in out.stdout
     assert "legacy pre-1.6 torch format" in out.stdout
-    session = hopenet.ort_session(target, threads=2)
+    session = ort_session(target, threads=2, spin_while_running=False)
     x = np.random.default_rng(5).standard_normal((1, 3, 224, 224)).astype(np.float32)
     got = session.run(list(hopenet.OUTPUT_NAMES), {"input": x})
     assert max(np.abs(g - w).max() for g, w in zip(got, torch_logits(model, x))) <= TOL
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["headpose_ros.source_file"] == weights.name
-    assert meta["headpose_ros.source_sha256"] == hopenet.sha256_file(weights)
+    assert meta["headpose_ros.source_sha256"] == sha256_file(weights)
 
 
 def test_cli_failures_are_one_line(tmp_path):

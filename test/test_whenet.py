@@ -26,7 +26,9 @@ torch = pytest.importorskip("torch", reason="the [convert] extra (torch) is not 
 
 from headpose_ros import assets  # noqa: E402
 from headpose_ros.assets import AssetError  # noqa: E402
-from headpose_ros.convert import efficientnet, whenet  # noqa: E402
+from headpose_ros.assets.convert import efficientnet, whenet  # noqa: E402
+from headpose_ros.assets.convert.common import BATCH_TOLERANCE  # noqa: E402
+from headpose_ros.core.inference import ort_session  # noqa: E402
 from headpose_ros.core.models import WHENET  # noqa: E402
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "whenet_reference.npz"
@@ -53,7 +55,7 @@ def onnx_path(prepared_assets) -> Path:
 @pytest.fixture(scope="module")
 def session(onnx_path):
     """The cached model in ONNX Runtime, set up as the package runs it (2 threads, no spinning)."""
-    return whenet.ort_session(onnx_path.read_bytes(), threads=2, spinning=False)
+    return ort_session(onnx_path.read_bytes(), threads=2, spin_while_running=False)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +152,7 @@ def test_dynamic_batch_equals_single_calls(session, reference):
     assert batched["yaw"].shape == (6, 120)
     for i in range(len(crops)):
         single = onnx_logits(session, crops[i:i + 1])
-        assert worst({k: batched[k][i:i + 1] for k in OUTPUTS}, single) <= assets.BATCH_TOLERANCE
+        assert worst({k: batched[k][i:i + 1] for k in OUTPUTS}, single) <= BATCH_TOLERANCE
 
 
 def test_real_faces_decode_to_plausible_angles(session, reference):
@@ -189,7 +191,7 @@ def test_random_weights_export_matches_torch(random_model):
     report = whenet.verify_onnx(random_model, onnx_bytes, x, threads=(1, 2))
     scale = max(1.0, max(float(np.abs(v).max()) for v in whenet.run_torch(random_model, x).values()))
     assert max(report["max_abs_diff"].values()) <= 1e-4 * scale, report
-    assert report["batch_max_abs_diff"] <= assets.BATCH_TOLERANCE * scale
+    assert report["batch_max_abs_diff"] <= BATCH_TOLERANCE * scale
     # The TF "same" paddings became Conv attributes: no Pad op is left.
     import onnx
 
@@ -387,7 +389,7 @@ def test_prepare_without_fixture_falls_back_to_torch(onnx_path, tmp_cache, tmp_p
     """A pip-installed package has no test/fixtures: setup checks ONNX against torch and says so."""
     real_cache = onnx_path.parent.parent
     _cache_with_wheel(real_cache, tmp_cache)
-    monkeypatch.setattr(assets, "FIXTURES_DIR", tmp_path / "no_fixtures")
+    monkeypatch.setattr(whenet, "FIXTURES_DIR", tmp_path / "no_fixtures")
     lines = []
     paths = assets.prepare_models(["whenet"], log=lines.append)
     assert paths == {"whenet": assets.model_path("whenet")}

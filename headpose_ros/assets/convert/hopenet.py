@@ -34,12 +34,12 @@ tests) import this module, and they report a missing torch with the install hint
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
 import pickletools
 import re
-import tempfile
 import time
 import warnings
 from collections.abc import Mapping
@@ -49,6 +49,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+
+from ...core.files import atomic_write
+from ...core.inference import ort_session
 
 __all__ = [
     "CheckpointError",
@@ -424,7 +427,15 @@ def export_onnx(model: Hopenet, path: str | os.PathLike, *, probes: Mapping[str,
         raise ParityError(f"batched ONNX Runtime outputs differ from single-crop runs by {batch_diff:.2e} "
                           f"(tolerance {tolerance:g}); nothing was written")
 
-    _atomic_write(path, onnx_bytes)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise HopenetError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
+    try:
+        atomic_write(path, onnx_bytes)
+    except OSError as exc:
+        where = f"to {path.parent}" if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS) else str(path)
+        raise HopenetError(f"cannot write {where}: {exc.strerror or exc}") from None
     return ExportResult(path=path, size_bytes=len(onnx_bytes), sha256=hashlib.sha256(onnx_bytes).hexdigest(),
                         max_abs_diff=worst, per_probe=per_probe, batch_diff=batch_diff,
                         export_s=export_s, verify_s=verify_s)
@@ -470,7 +481,8 @@ def _verify(model: Hopenet, onnx_bytes: bytes, probes: Mapping[str, np.ndarray],
                 for name, x in probes.items()}
     batch = np.concatenate(list(probes.values()))
     for n in threads:
-        session = ort_session(onnx_bytes, threads=n)
+        # As the engine runs networks, but without spinning threads between runs.
+        session = ort_session(onnx_bytes, threads=n, spin_while_running=False)
         _check_io(session)
         for name, x in probes.items():
             got = session.run(list(OUTPUT_NAMES), {INPUT_NAME: x})
@@ -497,20 +509,6 @@ def _float32_floor(model: Hopenet, x: np.ndarray) -> float:
     return max(float((s.double() - d).abs().max()) for s, d in zip(single, double))
 
 
-def ort_session(model: bytes | str | os.PathLike, threads: int = 2):
-    """An ONNX Runtime CPU session configured as the engine runs networks (ORT_ENABLE_ALL, no spinning)."""
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    options.log_severity_level = 3
-    source = model if isinstance(model, bytes) else os.fspath(model)
-    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
-
-
 def _check_io(session) -> None:
     """The graph's names and shapes are what core/models.py's HOPENET description expects."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
@@ -522,34 +520,3 @@ def _check_io(session) -> None:
     want_out = [(name, ["N", NUM_BINS]) for name in OUTPUT_NAMES]
     if got_out != want_out:
         raise HopenetError(f"exported outputs are {got_out}, expected {want_out}")
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write `data` so that readers of `path` see the old file or the whole new one, never a part."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    except OSError as exc:
-        raise HopenetError(f"cannot write to {path.parent}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a model file is meant to be shared
-        os.replace(tmp, path)
-    except OSError as exc:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise HopenetError(f"cannot write {path}: {exc.strerror or exc}") from None
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
