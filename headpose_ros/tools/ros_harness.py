@@ -23,6 +23,7 @@ from typing import Callable
 
 import numpy as np
 import rclpy
+from builtin_interfaces.msg import Time
 from geometry_msgs.msg import TransformStamped
 from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
@@ -185,6 +186,36 @@ def _param_literal(value) -> str:
     return repr(value)
 
 
+def stamp_now() -> Time:
+    """The wall clock now as a message stamp, as camera drivers stamp their images."""
+    ns = time.time_ns()
+    return Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
+
+
+def stamp_key(stamp) -> tuple[int, int]:
+    """(sec, nanosec) of a stamp: the key that matches what the node answers to the frame it answers."""
+    return (stamp.sec, stamp.nanosec)
+
+
+class Pacer:
+    """Keeps a publishing loop at `rate` Hz: wait() sleeps until the next period from the start.
+
+    max_lag_s: once the loop is this far behind, it starts afresh from now
+    instead of publishing in a burst to catch up (None: always catch up).
+    """
+
+    def __init__(self, rate: float, max_lag_s: float | None = None):
+        self.period = 1.0 / rate
+        self.max_lag_s = max_lag_s
+        self.next_time = time.monotonic()
+
+    def wait(self) -> None:
+        self.next_time += self.period
+        time.sleep(max(0.0, self.next_time - time.monotonic()))
+        if self.max_lag_s is not None and self.next_time < time.monotonic() - self.max_lag_s:
+            self.next_time = time.monotonic()
+
+
 def image_msg(rgb: np.ndarray, stamp, frame_id: str, encoding: str = "rgb8") -> Image:
     """An Image message of an (h, w, 3) uint8 RGB array, in rgb8 or bgr8."""
     pixels = rgb if encoding == "rgb8" else np.ascontiguousarray(rgb[:, :, ::-1])
@@ -338,6 +369,20 @@ class CameraClient(Node):
         """The HeadPoseArray whose header stamp equals `stamp`, if it arrived."""
         with self._lock:
             for _, msg in self.heads:
-                if msg.header.stamp.sec == stamp.sec and msg.header.stamp.nanosec == stamp.nanosec:
+                if stamp_key(msg.header.stamp) == stamp_key(stamp):
                     return msg
         return None
+
+
+@contextlib.contextmanager
+def node_with_camera(image_topic: str, info_topic: str, params: dict, params_file: Path | None = None):
+    """headpose_node (NodeProcess, `params` over `params_file`, default config/headpose.yaml) reading
+    `image_topic` and `info_topic`, and a CameraClient publishing there: yields (node, client), then
+    closes the client and stops the node. Waiting for the node (wait_for_node) is the caller's."""
+    with NodeProcess(params_file or default_params_file(), params=params,
+                     remaps={"image": image_topic, "camera_info": info_topic}) as node:
+        client = CameraClient(image_topic, info_topic, "/headpose_node/heads")
+        try:
+            yield node, client
+        finally:
+            client.close()

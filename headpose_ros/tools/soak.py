@@ -21,7 +21,6 @@ A burst is the same at a rate the node cannot keep up with, e.g.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -57,71 +56,52 @@ def _stats(values) -> dict:
 
 
 def run(args) -> int:
-    import rclpy
-    from builtin_interfaces.msg import Time
-
-    from .ros_harness import CameraClient, NodeProcess, default_params_file, isolated_ros_env
     from .bench import bench_frame, machine
+    from .ros_harness import Pacer, isolated_ros, node_with_camera, stamp_key, stamp_now
 
     if args.rate <= 0 or args.minutes <= 0:
         raise CommandError("--rate and --minutes must be > 0")
     frames = [bench_frame(n) for n in (1, 2, 3)]
-    saved = dict(os.environ)
-    os.environ.update(isolated_ros_env())
-    rclpy.init()
     sent: dict[tuple[int, int], float] = {}
     latencies: list[tuple[float, float]] = []  # (seconds since start, ms)
     memory: list[tuple[float, float]] = []  # (seconds since start, MB)
     published = 0
 
     def on_heads(now: float, msg) -> None:
-        t = sent.pop((msg.header.stamp.sec, msg.header.stamp.nanosec), None)
+        t = sent.pop(stamp_key(msg.header.stamp), None)
         if t is not None:
             latencies.append((t - start, (now - t) * 1000.0))
 
-    try:
-        with NodeProcess(default_params_file(), params={"backend": args.backend, "num_threads": args.threads},
-                         remaps={"image": "/soak/image", "camera_info": "/soak/camera_info"}) as node:
-            client = CameraClient("/soak/image", "/soak/camera_info", "/headpose_node/heads")
-            client.on_heads(on_heads)
-            try:
-                client.wait_for_node(node, timeout=60)
-                pid = node.process.pid
-                print(f"soak: headpose_node (pid {pid}, {args.backend}) at {args.rate:g} Hz for {args.minutes:g} min, "
-                      "frames with 1, 2 and 3 faces", flush=True)
-                start = time.monotonic()
-                period = 1.0 / args.rate
-                next_time, next_sample = start, start
-                end = start + 60.0 * args.minutes
-                while time.monotonic() < end and node.alive():
-                    ns = time.time_ns()
-                    stamp = Time(sec=ns // 1_000_000_000, nanosec=ns % 1_000_000_000)
-                    frame, camera = frames[(published // 30) % len(frames)]  # a second of each, at 30 Hz
-                    sent[(stamp.sec, stamp.nanosec)] = time.monotonic()
-                    client.publish_frame(frame, camera, stamp, "camera_optical_frame")
-                    published += 1
-                    now = time.monotonic()
-                    if now >= next_sample:
-                        memory.append((now - start, rss_mb(pid) or float("nan")))
-                        next_sample += 10.0
-                        if len(memory) % 6 == 1:
-                            done = len(latencies)
-                            print(f"  {now - start:6.0f} s: {published} published, {done} answered, "
-                                  f"node RSS {memory[-1][1]:.1f} MB", flush=True)
-                    next_time += period
-                    time.sleep(max(0.0, next_time - time.monotonic()))
-                    if next_time < time.monotonic() - 1.0:
-                        next_time = time.monotonic()  # this process fell behind: do not burst to catch up
-                time.sleep(1.0)
-                memory.append((time.monotonic() - start, rss_mb(pid) or float("nan")))
-                alive = node.alive()
-            finally:
-                client.close()
-        log = node.output()
-    finally:
-        rclpy.try_shutdown()
-        os.environ.clear()
-        os.environ.update(saved)
+    with isolated_ros(), node_with_camera("/soak/image", "/soak/camera_info",
+                                          {"backend": args.backend, "num_threads": args.threads}) as (node, client):
+        client.on_heads(on_heads)
+        client.wait_for_node(node, timeout=60)
+        pid = node.process.pid
+        print(f"soak: headpose_node (pid {pid}, {args.backend}) at {args.rate:g} Hz for {args.minutes:g} min, "
+              "frames with 1, 2 and 3 faces", flush=True)
+        start = time.monotonic()
+        pacer = Pacer(args.rate, max_lag_s=1.0)  # if this process falls behind, no burst to catch up
+        next_sample = start
+        end = start + 60.0 * args.minutes
+        while time.monotonic() < end and node.alive():
+            stamp = stamp_now()
+            frame, camera = frames[(published // 30) % len(frames)]  # a second of each, at 30 Hz
+            sent[stamp_key(stamp)] = time.monotonic()
+            client.publish_frame(frame, camera, stamp, "camera_optical_frame")
+            published += 1
+            now = time.monotonic()
+            if now >= next_sample:
+                memory.append((now - start, rss_mb(pid) or float("nan")))
+                next_sample += 10.0
+                if len(memory) % 6 == 1:
+                    done = len(latencies)
+                    print(f"  {now - start:6.0f} s: {published} published, {done} answered, "
+                          f"node RSS {memory[-1][1]:.1f} MB", flush=True)
+            pacer.wait()
+        time.sleep(1.0)
+        memory.append((time.monotonic() - start, rss_mb(pid) or float("nan")))
+        alive = node.alive()
+    log = node.output()
     result = summarise(args, published, latencies, memory, alive, log, machine())
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "soak.json").write_text(json.dumps(result, indent=1))
