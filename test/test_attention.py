@@ -142,3 +142,36 @@ def test_ended_tracks_and_resets_forget_their_state():
 def test_settings_are_checked():
     assert AttentionConfig().problems() == []
     assert len(AttentionConfig(cone_half_angle_deg=0, max_distance_m=-1, exit_cone_factor=0.5).problems()) == 3
+
+
+def test_the_scene_places_targets_in_the_camera_frame_and_reports_the_others():
+    from headpose_ros.core.attention import place_scene
+    from headpose_ros.core.config import TargetConfig
+
+    config = AttentionConfig(robot_offset=(0.0, -0.1, 0.0), mutual_gaze=True, target_names=("screen", "table"),
+                             targets=(TargetConfig("screen", "", (0.3, 0.1, 0.0), 10.0),
+                                      TargetConfig("table", "map", (1.0, 0.0, 0.75))))
+    scene = place_scene(config, "cam")
+    assert [(t.name, t.frame) for t in scene.targets] == [(ROBOT, "cam"), ("screen", "cam")]
+    np.testing.assert_allclose(scene.targets[0].position, [0.0, -0.1, 0.0])
+    assert scene.targets[0].cone_half_angle_deg is None and scene.targets[1].cone_half_angle_deg == 10.0
+    np.testing.assert_allclose(scene.robot_gaze.direction, [0, 0, 1])  # the optical axis
+    assert len(scene.problems) == 1 and "target 'table': no transform cam <- map" in scene.problems[0]
+
+    # With a lookup (TF in the node), the table is placed through its frame's transform.
+    turn = camera_from_yaw_pitch_roll_deg(0, 0, 90)
+    scene = place_scene(config, "cam", lambda frame: (turn, np.array([0.0, 0.0, 2.0])))
+    table = next(t for t in scene.targets if t.name == "table")
+    np.testing.assert_allclose(table.position, turn @ [1.0, 0.0, 0.75] + [0, 0, 2.0])
+    assert table.frame == "map" and scene.problems == []
+
+
+def test_target_settings_are_checked_together():
+    from headpose_ros.core.config import TargetConfig
+
+    bad = AttentionConfig(target_names=("robot", "lamp"), targets=(TargetConfig("robot"), TargetConfig(
+        "shelf", offset=(1.0, float("nan"), 0.0))))
+    problems = " ".join(bad.problems())
+    assert "target names must be unique (and not 'robot'): robot" in problems
+    assert "target 'shelf': offset must be three finite numbers" in problems
+    assert "attention.target_names lists lamp without a description" in problems

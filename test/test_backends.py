@@ -34,23 +34,38 @@ def estimate(engine, image, camera):
     return result.heads[0]
 
 
-@pytest.mark.parametrize("backend", ["hopenet", "fusion"])
-@pytest.mark.parametrize("name", ["obama3", "obama2"])
+# Mirroring about the principal point mirrors the camera-frame pose: yaw and roll change sign,
+# pitch stays. Tolerances (yaw sum, roll sum, pitch difference): the face mesh is not exactly
+# mirror-equivariant (a few degrees on these photos), the networks a little less so.
+MIRROR_TOLERANCE = {"landmarks": (8, 5, 5), "hopenet": (8, 6, 6), "fusion": (8, 6, 6)}
+
+
+@pytest.mark.parametrize("backend, name", [("landmarks", "obama2"), ("landmarks", "obama3"), ("landmarks", "biden"),
+                                           ("hopenet", "obama3"), ("hopenet", "obama2"),
+                                           ("fusion", "obama3"), ("fusion", "obama2")])
 def test_mirroring_flips_yaw_and_roll(engines, photo, backend, name):
     camera = render_camera()
     a = estimate(engines[backend], centred_frame(photo(name)), camera).yaw_pitch_roll_deg
     b = estimate(engines[backend], centred_frame(photo(name), mirror=True), camera).yaw_pitch_roll_deg
-    assert abs(a[0]) > 8 and np.sign(a[0]) == -np.sign(b[0]) and abs(a[0] + b[0]) < 8
-    assert abs(a[2] + b[2]) < 6 and b[1] == pytest.approx(a[1], abs=6)
+    yaw_sum, roll_sum, pitch_diff = MIRROR_TOLERANCE[backend]
+    assert abs(a[0]) > 8, "needs a turned face to be meaningful"
+    assert np.sign(a[0]) == -np.sign(b[0]) and abs(a[0] + b[0]) < yaw_sum
+    assert abs(a[2] + b[2]) < roll_sum and b[1] == pytest.approx(a[1], abs=pitch_diff)
 
 
-@pytest.mark.parametrize("backend", ["hopenet", "fusion"])
-@pytest.mark.parametrize("theta", [-25, 15, 30])
-def test_in_plane_rotation_changes_roll(engines, photo, backend, theta):
+@pytest.mark.parametrize("backend, theta", [(b, t) for b in ("landmarks", "hopenet", "fusion") for t in (-25, 15, 30)]
+                         + [("landmarks", -10)])
+def test_in_plane_rotation_changes_roll_by_the_angle(engines, photo, backend, theta):
+    """Rotating the image about the principal point is rolling the camera about its optical axis."""
     camera = render_camera()
-    base = estimate(engines[backend], astronaut_frame(photo), camera).yaw_pitch_roll_deg
-    rolled = estimate(engines[backend], astronaut_frame(photo, angle_deg=theta), camera).yaw_pitch_roll_deg
-    assert rolled[2] - base[2] == pytest.approx(theta, abs=5)
+    base = estimate(engines[backend], astronaut_frame(photo), camera)
+    rolled = estimate(engines[backend], astronaut_frame(photo, angle_deg=theta), camera)
+    assert rolled.yaw_pitch_roll_deg[2] - base.yaw_pitch_roll_deg[2] == pytest.approx(theta, abs=5)
+    if backend == "landmarks":
+        # The whole rotation, not only roll: R' = Rz(-theta) R in the optical frame (v points down).
+        c, s = np.cos(np.radians(-theta)), np.sin(np.radians(-theta))
+        expected = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ base.R
+        assert angle_between_deg(rolled.R, expected) < 5
 
 
 def test_the_network_agrees_with_landmark_pnp_on_real_photos(engines, photo):

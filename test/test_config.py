@@ -46,3 +46,26 @@ def test_with_values_and_problems():
     assert len(problems) == 3 and "backend 'magic' is unknown" in problems[0]
     with pytest.raises(ConfigError, match="magic"):
         create_engine(bad)
+
+
+def test_each_setting_is_checked_by_its_own_definition():
+    from headpose_ros.core.config import LIVE_SETTINGS, definitions
+
+    cases = {
+        "smoothing.position_min_cutoff": (0.0, "smoothing.position_min_cutoff must be > 0"),
+        "pnp.ransac_iterations": (0, "pnp.ransac_iterations must be >= 1"),
+        "pnp.outlier_threshold": (float("nan"), "pnp.outlier_threshold must be in (0, 1]"),
+        "tracking.iou_threshold": (1.5, "tracking.iou_threshold must be in [0, 1]"),
+        "tracking.max_misses": (2.5, "tracking.max_misses must be an integer, not 2.5"),
+        "detection.max_faces": (True, "detection.max_faces must be an integer, not True"),
+        "smoothing.enabled": (1, "smoothing.enabled must be true or false, not 1"),
+        "attention.robot_gaze_axis": ("w", "attention.robot_gaze_axis 'w' is unknown (choose x, y, z)"),
+        "num_threads": (-1, "num_threads must be >= 0 (0 lets ONNX Runtime choose)"),
+    }
+    for name, (value, message) in cases.items():
+        assert with_values(EngineConfig(), {name: value}).problems() == [message], name
+    # What may change at run time is part of each definition, and LIVE_SETTINGS is derived from it.
+    specs = definitions()
+    assert LIVE_SETTINGS == {name for name, spec in specs.items() if spec.live}
+    assert {"detection.score_threshold", "smoothing.rotation_beta", "attention.release_s"} <= LIVE_SETTINGS
+    assert not {"backend", "detection.model", "inference.engine", "attention.robot_frame"} & LIVE_SETTINGS

@@ -7,7 +7,7 @@ from headpose_ros.core.camera import CameraModel, CameraModelError
 from headpose_ros.pipeline import create_engine
 from headpose_ros.core.rotation import angle_between_deg
 
-from support import astronaut_frame, centred_frame, single_frame_config
+from support import astronaut_frame, single_frame_config
 
 
 @pytest.fixture(scope="module")
@@ -48,34 +48,6 @@ def test_doubling_the_focal_length_doubles_the_depth(engine, photo, camera):
     K2[1, 1] *= 2
     z2 = one_head(run(engine, frame, CameraModel(K2, camera.D, 640, 480))).t[2]
     assert z2 / z1 == pytest.approx(2.0, rel=0.1)
-
-
-@pytest.mark.parametrize("name", ["obama2", "obama3", "biden"])
-def test_mirroring_flips_yaw_and_roll(engine, photo, camera, name):
-    """Mirroring about the principal point mirrors the camera-frame pose: yaw and roll change sign.
-
-    The face mesh is not exactly mirror-equivariant (a few degrees on these
-    photos), hence the tolerance on the sums.
-    """
-    face = photo(name)
-    a = one_head(run(engine, centred_frame(face), camera)).yaw_pitch_roll_deg
-    b = one_head(run(engine, centred_frame(face, mirror=True), camera)).yaw_pitch_roll_deg
-    assert abs(a[0]) > 8, "needs a turned face to be meaningful"
-    assert np.sign(b[0]) == -np.sign(a[0]) and abs(a[0] + b[0]) < 8
-    assert abs(a[2] + b[2]) < 5
-    assert b[1] == pytest.approx(a[1], abs=5)
-
-
-@pytest.mark.parametrize("theta", [-25, -10, 15, 30])
-def test_in_plane_rotation_changes_roll_by_the_angle(engine, photo, camera, theta):
-    """Rotating the image about the principal point is rolling the camera about its optical axis."""
-    base = one_head(run(engine, astronaut_frame(photo), camera))
-    rolled = one_head(run(engine, astronaut_frame(photo, angle_deg=theta), camera))
-    assert rolled.yaw_pitch_roll_deg[2] - base.yaw_pitch_roll_deg[2] == pytest.approx(theta, abs=5)
-    # The whole rotation, not only roll: R' = Rz(-theta) R in the optical frame (v points down).
-    c, s = np.cos(np.radians(-theta)), np.sin(np.radians(-theta))
-    expected = np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]]) @ base.R
-    assert angle_between_deg(rolled.R, expected) < 5
 
 
 def test_group_photo_keeps_six_ids_over_ten_frames(photo, prepared_assets):
@@ -134,3 +106,34 @@ def test_a_4000x3000_frame_is_shrunk_for_processing_and_reported_at_full_resolut
     # Without the limit the 12-megapixel frame gives the same answer, only slower.
     full = one_head(run(create_engine(single_frame_config(max_image_side_px=0)), big, big_camera))
     assert angle_between_deg(full.R, large.R) < 3
+
+
+def test_attention_is_part_of_the_result(photo, camera, prepared_assets):
+    """A face looking into the lens attends the robot (the camera by default) once min_dwell_s has passed."""
+    engine = create_engine(single_frame_config(), log=lambda line: None)
+    frame = astronaut_frame(photo)
+    results = [engine.process(frame, camera, k / 30) for k in range(10)]
+    first, last = results[0], results[-1]
+    assert first.attention[0].face_id == first.heads[0].track_id and first.attention[0].target == ""
+    assert last.attention[0].target == "robot" and last.attention[0].looking_at_robot
+    assert last.attention[0].dwell_s == pytest.approx(9 / 30 - 0.2, abs=1 / 30 + 1e-9)
+    events = [e for r in results for e in r.events]
+    assert [(e.previous, e.current) for e in events] == [("", "robot")]
+    assert last.camera is not None and last.camera.width == 640
+
+
+def test_live_settings_apply_and_the_others_are_refused(photo, camera, prepared_assets):
+    from headpose_ros.core.config import with_values
+    from headpose_ros.core.engine import ConfigError
+
+    engine = create_engine(single_frame_config(), log=lambda line: None)
+    frame = astronaut_frame(photo)
+    engine.apply(with_values(engine.config, {"detection.score_threshold": 0.999}))
+    assert engine.process(frame, camera, 0.0).faces_detected == 0
+    engine.apply(with_values(engine.config, {"detection.score_threshold": 0.5}))
+    assert engine.process(frame, camera, 0.1).faces_detected == 1
+    with pytest.raises(ConfigError, match="backend only changes with a restart"):
+        engine.apply(with_values(engine.config, {"backend": "hopenet"}))
+    with pytest.raises(ConfigError, match=r"attention.cone_half_angle_deg must be in \(0, 90\)"):
+        engine.apply(with_values(engine.config, {"attention.cone_half_angle_deg": 95.0}))
+    assert engine.config.detection.score_threshold == 0.5 and engine.config.backend == "landmarks"
