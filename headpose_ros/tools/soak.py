@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cli import CommandError
-from .bench import proc_status
+from .bench.machine import proc_status
 
 WARMUP_S = 10.0
 
@@ -56,7 +56,8 @@ def _stats(values) -> dict:
 
 
 def run(args) -> int:
-    from .bench import bench_frame, machine
+    from .bench.frames import bench_frame
+    from .bench.machine import machine
     from .ros_harness import Pacer, isolated_ros, node_with_camera, stamp_key, stamp_now
 
     if args.rate <= 0 or args.minutes <= 0:

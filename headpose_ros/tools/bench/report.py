@@ -1,7 +1,7 @@
 """``headpose-ros bench``'s outputs: bench.json, bench.md (tables) and bench.png (bar chart).
 
 Reads the results dict that headpose_ros.tools.bench fills (its layout is in
-that module's docstring).
+that package's docstring, headpose_ros/tools/bench/__init__.py).
 """
 
 from __future__ import annotations

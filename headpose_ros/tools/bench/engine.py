@@ -1,0 +1,59 @@
+"""The engine timed in this process: each backend on each inference engine, and the attention stage."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .machine import process_threads, stats, threads_before, timed
+from .report import STAGE_ORDER
+
+ATTENTION_TARGETS = 10  # the robot and nine configured targets, besides the other faces
+
+
+def _quiet(line: str) -> None:
+    """The engine's log while it is timed: nothing."""
+
+
+def bench_engine(frame, camera, args, backend: str, engine_kind: str) -> dict:
+    """One backend on one inference engine, --frames calls on `frame`: stages, end to end, faces, threads."""
+    from ...core.config import EngineConfig, with_values
+    from ...pipeline import create_engine
+
+    before = threads_before()
+    engine = create_engine(with_values(EngineConfig(), {
+        "backend": backend, "num_threads": args.threads, "detection.model": args.detector,
+        "inference.engine": engine_kind, "tracking.min_hits": 1}), log=_quiet)
+    wall, results = timed(lambda i: engine.process(frame, camera, i / 30.0), args)
+    per_stage: dict[str, list[float]] = {}
+    for result in results:
+        for stage, ms in result.timings_ms.items():
+            per_stage.setdefault(stage, []).append(ms)
+    return {"stages": {s: stats(per_stage[s]) for s in STAGE_ORDER if s in per_stage},
+            "end_to_end": stats(wall),
+            "faces": float(np.mean([len(r.heads) for r in results])),
+            "describe": engine.describe(),
+            "process_threads": {"before": before, "during": process_threads()},
+            "ort_threads": _ort_threads(engine)}
+
+
+def _ort_threads(engine) -> dict[str, int] | None:
+    """Intra- and inter-op threads of the detector's ONNX Runtime session as created; None under TensorRT."""
+    return engine.detector.runtime.threads
+
+
+def bench_attention(frame, camera, args) -> dict:
+    """AttentionTracker.update for every face of `frame` (from the landmarks engine) against ATTENTION_TARGETS
+    targets spread in front of the camera, other faces being targets too; --frames calls at 30 Hz stamps."""
+    from ...core.attention import ROBOT, AttentionTracker, TargetPoint
+    from ...core.config import still_image_config
+    from ...pipeline import create_engine
+
+    heads = create_engine(still_image_config({"num_threads": args.threads, "detection.model": args.detector}),
+                          log=_quiet).process(frame, camera, 0.0).heads
+    rng = np.random.default_rng(0)
+    targets = [TargetPoint(ROBOT, "camera", np.zeros(3))] + [
+        TargetPoint(f"target_{k}", "camera", rng.uniform([-1, -0.5, 0.3], [1, 0.5, 3.0]))
+        for k in range(ATTENTION_TARGETS - 1)]
+    tracker = AttentionTracker()
+    times, _ = timed(lambda i: tracker.update(heads, targets, i / 30.0), args)
+    return {"faces": len(heads), "targets": len(targets), "update": stats(times)}
