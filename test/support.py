@@ -44,16 +44,11 @@ def render_camera(width=640, height=480, fov=60.0):
 
 def textured_astronaut(photo):
     """The metric face model textured from the astronaut photo's face mesh landmarks."""
-    from headpose_ros import assets
-    from headpose_ros.core.detection import FaceDetector
     from headpose_ros.core.face_model import load_face_model
-    from headpose_ros.core.inference import OnnxRuntime
-    from headpose_ros.core.landmarks import LandmarkEstimator
-    from headpose_ros.core.models import BLAZEFACE_FULL_RANGE, FACE_MESH
     from headpose_ros.evaluation.render import textured_face
+    from headpose_ros.pipeline import face_stages
 
     image = photo("astronaut")
-    detector = FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntime(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
-    mesh = LandmarkEstimator(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset)))
+    detector, mesh = face_stages()
     landmarks = mesh.estimate(image, detector.detect(image)).points[0]
     return textured_face(image, landmarks, load_face_model())

@@ -43,6 +43,7 @@ from ..core.camera import CameraModel
 from ..core.face_model import SELLION, FaceModel, load_face_model, similarity_align
 from ..core.headpose_net import camera_from_ray
 from ..core.rotation import FACING_CAMERA, angle_between_deg, camera_from_yaw_pitch_roll_deg, yaw_pitch_roll_deg
+from ..pipeline import face_stages
 from .render import TexturedFace, frontal_triangles, textured_face, with_surround
 
 # Frontal, clearly lit faces in photos that ship in registry packages (public domain / US government).
@@ -90,25 +91,9 @@ def fit_face(mesh_points: np.ndarray, model: FaceModel) -> tuple[FaceModel, floa
     return FaceModel(points=points, mirror=model.mirror, rigid=model.rigid), facing
 
 
-def face_detector():
-    """BlazeFace full range on ONNX Runtime, from the asset cache (finds the faces to fit and to avoid)."""
-    from .. import assets
-    from ..core.detection import FaceDetector
-    from ..core.inference import OnnxRuntime
-    from ..core.models import BLAZEFACE_FULL_RANGE
-
-    return FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntime(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
-
-
 def source_faces(photo: Callable[[str], np.ndarray], names=SOURCE_PHOTOS, log=print) -> list[tuple[str, TexturedFace]]:
     """Fitted, textured faces of the near-frontal faces in the named photos."""
-    from .. import assets
-    from ..core.inference import OnnxRuntime
-    from ..core.landmarks import LandmarkEstimator
-    from ..core.models import FACE_MESH
-
-    detector = face_detector()
-    mesh = LandmarkEstimator(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset)))
+    detector, mesh = face_stages()
     model = load_face_model()
     triangles = frontal_triangles(model)
     faces = []
@@ -170,7 +155,7 @@ def background(rng: np.random.Generator, width: int, height: int, patches: list[
 
 def faceless_patches(photo: Callable[[str], np.ndarray], names=SOURCE_PHOTOS, size: int = 96) -> list[np.ndarray]:
     """Square patches of the photos that hold no face (clear of every detected face box)."""
-    detector = face_detector()
+    detector, _ = face_stages()
     patches = []
     for name in names:
         image = photo(name)

@@ -30,13 +30,9 @@ def collect_meshes(photos=PHOTOS) -> list[tuple[np.ndarray, np.ndarray]]:
     import cv2
 
     from .. import assets
-    from ..core.detection import FaceDetector
-    from ..core.inference import OnnxRuntime
-    from ..core.landmarks import LandmarkEstimator
-    from ..core.models import BLAZEFACE_FULL_RANGE, FACE_MESH
+    from ..pipeline import face_stages
 
-    detector = FaceDetector(BLAZEFACE_FULL_RANGE, OnnxRuntime(assets.model_path(BLAZEFACE_FULL_RANGE.asset)))
-    mesh = LandmarkEstimator(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset)))
+    detector, mesh = face_stages()
     pairs = []
     for name in photos:
         image = cv2.cvtColor(cv2.imread(str(assets.photo_path(name))), cv2.COLOR_BGR2RGB)
