@@ -7,6 +7,7 @@ from typing import Callable
 from ..core.camera import CameraModelError
 from ..core.config import still_image_config
 from ..core.engine import HeadPoseEngine
+from ..pipeline import create_engine
 from .datasets import Dataset, DatasetError
 from .metrics import Outcome, score
 
@@ -14,7 +15,7 @@ from .metrics import Outcome, score
 def make_engines(backends: list[str], values: dict | None = None,
                  log: Callable[[str], None] = lambda line: None) -> dict[str, HeadPoseEngine]:
     """One still-image engine per backend, with dotted-name setting `values` on top."""
-    return {b: HeadPoseEngine(still_image_config({**(values or {}), "backend": b}), log=log) for b in backends}
+    return {b: create_engine(still_image_config({**(values or {}), "backend": b}), log=log) for b in backends}
 
 
 def evaluate(dataset: Dataset, engines: dict[str, HeadPoseEngine],

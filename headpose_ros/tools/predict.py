@@ -51,20 +51,21 @@ def run(args) -> int:
     from ..assets import AssetError
     from ..core.camera import CameraModel, CameraModelError
     from ..core.config import still_image_config
-    from ..core.engine import ConfigError, HeadPoseEngine
+    from ..core.engine import ConfigError
     from ..core.inference import InferenceError
+    from ..pipeline import create_engine
 
     try:
         camera = CameraModel.from_yaml(args.camera_info).validated()
     except CameraModelError as exc:
         raise CommandError(f"{args.camera_info}: {exc}") from None
     config = still_image_config({
-        "backend": args.backend, "num_threads": args.threads, "model_dir": args.model_dir,
-        "inference.engine": args.engine,
+        "backend": args.backend, "num_threads": args.threads, "inference.engine": args.engine,
         "hopenet.network": "hopenet" if args.network_file else "whenet", "hopenet.model_file": args.network_file,
     })
     try:
-        engine = HeadPoseEngine(config, log=lambda line: None)  # stdout is the JSON; keep stderr for errors
+        # stdout is the JSON; keep stderr for errors
+        engine = create_engine(config, model_dir=args.model_dir, log=lambda line: None)
     except (ConfigError, InferenceError, AssetError) as exc:
         raise CommandError(str(exc)) from None
     results = {}
