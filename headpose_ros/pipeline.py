@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Callable
 
+from . import assets
 from .core.config import EngineConfig
 from .core.detection import FaceDetector
 from .core.engine import HeadPoseEngine
@@ -21,26 +22,7 @@ from .core.models import DETECTORS, FACE_MESH
 def create_engine(config: EngineConfig = EngineConfig(), *, model_dir: str = "",
                   log: Callable[[str], None] = print) -> HeadPoseEngine:
     """A HeadPoseEngine on the prepared models, or on the .onnx files in `model_dir`."""
-    from . import assets
-
-    store = getattr(assets, "ModelStore", None) or _TemporaryStore  # TEMPORARY until assets/ lands
-    return HeadPoseEngine(config, store(model_dir), log=log)
-
-
-class _TemporaryStore:  # TEMPORARY until assets/ lands
-    def __init__(self, model_dir=""):
-        self.model_dir = model_dir
-
-    def onnx(self, asset):
-        from pathlib import Path
-
-        from . import assets
-        return Path(self.model_dir).expanduser() / f"{asset}.onnx" if self.model_dir else assets.model_path(asset)
-
-    @property
-    def tensorrt_cache(self):
-        from . import assets
-        return assets.cache_dir() / "tensorrt"
+    return HeadPoseEngine(config, assets.ModelStore(model_dir), log=log)
 
 
 def face_stages(detector: str = "full_range", threads: int = 2) -> tuple[FaceDetector, FaceMesh]:
@@ -49,8 +31,7 @@ def face_stages(detector: str = "full_range", threads: int = 2) -> tuple[FaceDet
     For tools that need faces and landmarks without poses (synth, the face
     model's derivation, the bench's baselines, tests).
     """
-    from . import assets
-
+    store = assets.ModelStore()
     model = DETECTORS[detector]
-    return (FaceDetector(model, OnnxRuntime(assets.model_path(model.asset), threads=threads)),
-            FaceMesh(FACE_MESH, OnnxRuntime(assets.model_path(FACE_MESH.asset), threads=threads)))
+    return (FaceDetector(model, OnnxRuntime(store.onnx(model.asset), threads=threads)),
+            FaceMesh(FACE_MESH, OnnxRuntime(store.onnx(FACE_MESH.asset), threads=threads)))
