@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import DetectionConfig
-from .inference import Runtime
+from .inference import NetworkStage, Runtime
 from .models import DetectorModel, letterbox
 from .types import FaceDetections
 
@@ -50,25 +50,23 @@ def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, iou_
     return np.array(keep_b, np.float32), np.array(keep_s, np.float32), np.array(keep_p, np.float32)
 
 
-class FaceDetector:
+class FaceDetector(NetworkStage):
     """Finds faces in an RGB image with a BlazeFace-family model.
 
     settings: the detection.* settings (score and NMS thresholds, max_faces,
         min_face_size_px in full-resolution pixels); apply() changes them.
     """
 
+    model: DetectorModel
+
     def __init__(self, model: DetectorModel, runtime: Runtime, settings: DetectionConfig = DetectionConfig()):
-        self.model = model
-        self.runtime = runtime
+        super().__init__(model, runtime)
         self.settings = settings
         self._anchors = model.anchors.centres(model.input.size)
 
     def apply(self, settings: DetectionConfig) -> None:
         """Use these settings from the next image on."""
         self.settings = settings
-
-    def describe(self) -> str:
-        return f"{self.model.asset} ({self.runtime.name})"
 
     def detect(self, image_rgb: np.ndarray, full_scale: float = 1.0) -> FaceDetections:
         """(h, w, 3) uint8 RGB image -> the faces in it, best first, in its pixels.

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from .camera import CameraModel
-from .inference import Runtime, run_batched
+from .inference import NetworkStage, run_batched
 from .models import HeadPoseNetModel, shrink
 from .rotation import rotation_between
 
@@ -28,15 +28,10 @@ class NetworkAngles:
     crop_boxes: np.ndarray
 
 
-class HeadPoseNetEstimator:
+class HeadPoseNetEstimator(NetworkStage):
     """Runs a Hopenet-family network on every face of a frame in one batched call."""
 
-    def __init__(self, model: HeadPoseNetModel, runtime: Runtime):
-        self.model = model
-        self.runtime = runtime
-
-    def describe(self) -> str:
-        return f"{self.model.asset} ({self.runtime.name})"
+    model: HeadPoseNetModel
 
     def crops(self, image_rgb: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The network's input crops (n, h, w, 3) uint8 and their boxes (n, 4) in image pixels.

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from .detection import apply_affine, invert_affine
-from .inference import Runtime, run_batched
+from .inference import NetworkStage, run_batched
 from .models import LandmarkModel
 from .types import FaceDetections
 
@@ -65,15 +65,10 @@ def crop_affines(centres: np.ndarray, sides: np.ndarray, angles: np.ndarray, siz
     return A
 
 
-class FaceMesh:
+class FaceMesh(NetworkStage):
     """Runs the face mesh on each detected face, all faces batched when the model allows."""
 
-    def __init__(self, model: LandmarkModel, runtime: Runtime):
-        self.model = model
-        self.runtime = runtime
-
-    def describe(self) -> str:
-        return f"{self.model.asset} ({self.runtime.name})"
+    model: LandmarkModel
 
     def estimate(self, image_rgb: np.ndarray, detections: FaceDetections) -> FaceLandmarks:
         m = self.model

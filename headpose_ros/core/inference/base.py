@@ -37,6 +37,18 @@ class Runtime(Protocol):
         ...
 
 
+class NetworkStage:
+    """A stage that runs one network, described by data (core.models: its `asset` name and I/O), on one runtime."""
+
+    def __init__(self, model, runtime: Runtime):
+        self.model = model
+        self.runtime = runtime
+
+    def describe(self) -> str:
+        """The model and the runtime it runs on, e.g. "face_landmark (onnxruntime:CPUExecutionProvider)"."""
+        return f"{self.model.asset} ({self.runtime.name})"
+
+
 def run_batched(runtime: Runtime, input_name: str, tensor: np.ndarray,
                 outputs: Sequence[str]) -> dict[str, np.ndarray]:
     """`outputs` of `runtime` for a batch `tensor` (n, ...) fed to `input_name`, each (n, ...).
