@@ -40,7 +40,10 @@ def test_predict_prints_one_json_object(prepared_assets, camera_yaml):
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     (face,) = result[str(astronaut)]
-    assert set(face) == {"id", "bbox", "quaternion", "R", "t", "yaw", "pitch", "roll", "confidence"}
+    assert set(face) == {"id", "bbox", "quaternion", "R", "t", "yaw", "pitch", "roll", "confidence", "attention"}
+    # The astronaut looks into the lens: she attends the robot (the camera, by default) in this very image.
+    assert face["attention"]["target"] == "robot" and face["attention"]["looking_at_robot"]
+    assert face["attention"]["angle_deg"] < 15 and face["attention"]["candidates"][0]["name"] == "robot"
     R = np.array(face["R"])
     np.testing.assert_allclose(matrix_from_quaternion_xyzw(face["quaternion"]), R, atol=1e-6)
     assert face["t"][2] > 0.2 and abs(face["yaw"]) < 15 and 0 < face["confidence"] <= 1

@@ -364,8 +364,10 @@ LIVE_SETTINGS = frozenset(name for name, spec in definitions().items() if spec.l
 
 
 # Independent still images (the CLI's predict and eval): every detected face is
-# reported at once, nothing is smoothed across images, ids are 0001, 0002, ...
-STILL_IMAGE_VALUES = {"tracking.min_hits": 1, "tracking.id_style": "sequential", "smoothing.enabled": False}
+# reported at once, nothing is smoothed across images, ids are 0001, 0002, ...,
+# and each face attends the best target in view at once (no dwell across images).
+STILL_IMAGE_VALUES = {"tracking.min_hits": 1, "tracking.id_style": "sequential", "smoothing.enabled": False,
+                      "attention.min_dwell_s": 0.0}
 
 
 def still_image_config(values: dict[str, Any] | None = None) -> EngineConfig:

@@ -1,1 +1,1 @@
-"""The rclpy adapter around the engine. Only this package imports rclpy."""
+"""The rclpy adapter around the engine: the product's ROS code (tools/ros_harness drives it from outside)."""

@@ -4,14 +4,19 @@ Each image is an independent single frame (no tracking or smoothing across
 files), so every detected face is reported; ids are sequential within one
 call (0001, 0002, ...). Output, keyed by path:
 ``[{"id", "bbox": [x0, y0, x1, y1], "quaternion": [x, y, z, w], "R": 3x3,
-"t": [x, y, z], "yaw", "pitch", "roll", "confidence"}, ...]`` where R,
+"t": [x, y, z], "yaw", "pitch", "roll", "confidence", "attention"}, ...]`` where R,
 quaternion and t (metres) are the face frame in the camera optical frame and
-the angles are degrees (convention: msg/HeadPose.msg).
+the angles are degrees (convention: msg/HeadPose.msg). "attention" is what the
+face looks at in this image (msg/AttentionTarget.msg): {"target" ("robot", i.e.
+the camera, another face "face_<id>", or "" for none), "angle_deg", "distance_m",
+"score", "looking_at_robot", "candidates": [{"name", "angle_deg", "distance_m",
+"score", "in_view"}, ...]}, with null where there is no target.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -33,7 +38,22 @@ def add_arguments(parser) -> None:
     parser.add_argument("--indent", type=int, default=None, help="indent the JSON output")
 
 
-def face_record(head) -> dict:
+def _number(value: float) -> float | None:
+    """JSON has no NaN: a missing value (no attended target) is null."""
+    return None if math.isnan(value) else float(value)
+
+
+def attention_record(a) -> dict:
+    """A core.attention.FaceAttention as JSON."""
+    return {
+        "target": a.target, "angle_deg": _number(a.angle_deg), "distance_m": _number(a.distance_m),
+        "score": float(a.score), "looking_at_robot": bool(a.looking_at_robot),
+        "candidates": [{"name": c.name, "angle_deg": float(c.angle_deg), "distance_m": float(c.distance_m),
+                        "score": float(c.score), "in_view": bool(c.in_view)} for c in a.candidates],
+    }
+
+
+def face_record(head, attention=None) -> dict:
     return {
         "id": head.track_id,
         "bbox": [round(float(v), 2) for v in head.box],
@@ -42,6 +62,7 @@ def face_record(head) -> dict:
         "t": [float(v) for v in head.t],
         **{k: float(v) for k, v in zip(("yaw", "pitch", "roll"), head.yaw_pitch_roll_deg)},
         "confidence": float(head.confidence),
+        "attention": None if attention is None else attention_record(attention),
     }
 
 
@@ -80,7 +101,8 @@ def run(args) -> int:
             result = engine.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), camera, 0.0)
         except CameraModelError as exc:
             raise CommandError(f"{path}: {exc}") from None
-        results[str(path)] = [face_record(h) for h in result.heads]
+        attention = {a.face_id: a for a in result.attention}
+        results[str(path)] = [face_record(h, attention.get(h.track_id)) for h in result.heads]
     json.dump(results, sys.stdout, indent=args.indent)
     sys.stdout.write("\n")
     return 0
