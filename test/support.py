@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import cv2
 import numpy as np
 
@@ -52,3 +54,26 @@ def textured_astronaut(photo):
     detector, mesh = face_stages()
     landmarks = mesh.estimate(image, detector.detect(image)).points[0]
     return textured_face(image, landmarks, load_face_model())
+
+
+@contextlib.contextmanager
+def serving_node(prefix: str, params: dict | None = None, client_name: str = "headpose_camera_client",
+                 record: dict | None = None):
+    """headpose_node as a user starts it (config/headpose.yaml plus `params`) on /<prefix>/image_raw and
+    /<prefix>/camera_info, and a CameraClient publishing there: yields (node, client) once the node is
+    ready and the client's subscriptions are matched. `record`: {attribute: (type, topic, depth)} topics
+    the client records, as client.<attribute>. On exit the node's log must hold no traceback.
+    """
+    from headpose_ros.tools.ros_harness import CameraClient, NodeProcess, default_params_file
+
+    image, info = f"/{prefix}/image_raw", f"/{prefix}/camera_info"
+    with NodeProcess(default_params_file(), params=params, remaps={"image": image, "camera_info": info}) as node:
+        client = CameraClient(image, info, "/headpose_node/heads", name=client_name, expect_tf=True)
+        try:
+            for attribute, (msg_type, topic, depth) in (record or {}).items():
+                setattr(client, attribute, client.record(msg_type, topic, depth=depth))
+            client.wait_for_node(node, timeout=60)
+            yield node, client
+        finally:
+            client.close()
+    assert "Traceback" not in node.output(), node.output()

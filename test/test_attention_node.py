@@ -24,10 +24,10 @@ from headpose_ros.core.camera import CameraModel  # noqa: E402
 from headpose_ros.core.headpose_net import camera_from_ray  # noqa: E402
 from headpose_ros.core.rotation import camera_from_yaw_pitch_roll_deg  # noqa: E402
 from headpose_ros.msg import AttentionEvent, AttentionTargetArray  # noqa: E402
-from headpose_ros.tools.ros_harness import CameraClient, NodeProcess, default_params_file  # noqa: E402
+from headpose_ros.tools.ros_harness import NodeProcess, default_params_file  # noqa: E402
 from headpose_ros.ros.markers import NAMESPACES  # noqa: E402
 
-from support import astronaut_frame  # noqa: E402
+from support import astronaut_frame, serving_node  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -38,26 +38,26 @@ TARGETS = {"attention.target_names": ["screen"], "attention.targets.screen.offse
            "attention.targets.screen.cone_half_angle_deg": 10.0, "attention.mutual_gaze": True}
 
 
-@pytest.fixture(scope="module")
-def node(ros):
-    with NodeProcess(default_params_file(), params={"tracking.id_style": "sequential", **TARGETS},
-                     remaps={"image": "/att/image_raw", "camera_info": "/att/camera_info"}) as proc:
-        yield proc
-    assert "Traceback" not in proc.output(), proc.output()
+RECORDED = {"attention": (AttentionTargetArray, "/headpose_node/attention", 50),
+            "events": (AttentionEvent, "/headpose_node/attention_events", 50),
+            "markers": (MarkerArray, "/headpose_node/markers", 100),
+            "debug": (Image, "/headpose_node/debug_image", 5)}
 
 
 @pytest.fixture(scope="module")
-def client(node):
-    c = CameraClient("/att/image_raw", "/att/camera_info", "/headpose_node/heads", name="attention_test_client")
-    c.attention = c.record(AttentionTargetArray, "/headpose_node/attention")
-    c.events = c.record(AttentionEvent, "/headpose_node/attention_events")
-    c.markers = c.record(MarkerArray, "/headpose_node/markers", depth=100)
-    c.debug = c.record(Image, "/headpose_node/debug_image", depth=5)
-    c.wait_for_node(node, timeout=60)
-    assert c.wait_until(lambda: c.count_publishers("/headpose_node/attention") > 0, timeout=10)
-    time.sleep(0.5)  # our subscriptions match the node's publishers
-    yield c
-    c.close()
+def serving(ros):
+    with serving_node("att", {"tracking.id_style": "sequential", **TARGETS}, "attention_test_client", RECORDED) as pair:
+        yield pair
+
+
+@pytest.fixture(scope="module")
+def node(serving):
+    return serving[0]
+
+
+@pytest.fixture(scope="module")
+def client(serving):
+    return serving[1]
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,7 @@ from std_msgs.msg import Header  # noqa: E402
 from headpose_ros.core.camera import CameraModel  # noqa: E402
 from headpose_ros.tools.ros_harness import CameraClient, NodeProcess, default_params_file, image_msg  # noqa: E402
 
-from support import astronaut_frame  # noqa: E402
+from support import astronaut_frame, serving_node  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -76,19 +76,19 @@ def until_logged(node, text, send, tries=8) -> bool:
 
 
 @pytest.fixture(scope="module")
-def node(ros):
-    with NodeProcess(default_params_file(), params={"tracking.id_style": "sequential", "tracking.min_hits": 1},
-                     remaps={"image": "/rel/image_raw", "camera_info": "/rel/camera_info"}) as proc:
-        yield proc
-    assert "Traceback" not in proc.output(), proc.output()
+def serving(ros):
+    with serving_node("rel", {"tracking.id_style": "sequential", "tracking.min_hits": 1}, "reliability_client") as pair:
+        yield pair
 
 
 @pytest.fixture(scope="module")
-def client(node):
-    c = CameraClient("/rel/image_raw", "/rel/camera_info", "/headpose_node/heads", name="reliability_client")
-    c.wait_for_node(node, timeout=60)
-    yield c
-    c.close()
+def node(serving):
+    return serving[0]
+
+
+@pytest.fixture(scope="module")
+def client(serving):
+    return serving[1]
 
 
 @pytest.fixture(scope="module")

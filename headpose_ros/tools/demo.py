@@ -179,7 +179,7 @@ def run(args) -> int:
     with ros, node_with_camera("/camera/image_raw", "/camera/camera_info", {"backend": args.backend},
                                args.params_file) as (node, client):
         client.on_heads(on_heads)
-        client.record(AttentionTargetArray, "/headpose_node/attention", callback=on_attention)
+        client.record(AttentionTargetArray, "/headpose_node/attention", callback=on_attention, expected=False)
         client.record(Image, "/headpose_node/debug_image", depth=5, callback=on_debug_image)
         print(f"starting headpose_node ({' '.join(node.args)})")
         try:
@@ -187,6 +187,8 @@ def run(args) -> int:
         except (RuntimeError, TimeoutError) as exc:
             raise CommandError(str(exc)) from None
         expects_attention[0] = client.count_publishers("/headpose_node/attention") > 0
+        if expects_attention[0]:  # attention is on: let our subscription match before the first frame
+            client.wait_until(lambda: client.matched("/headpose_node/attention"), timeout=5.0)
         client.static_pub.publish(TFMessage(transforms=[
             optical_frame_static_tf(client.get_clock().now().to_msg(), BODY_FRAME, OPTICAL_FRAME)]))
         print(f"publishing {label} at {args.rate:g} Hz on /camera/image_raw; annotated frames -> {args.out}/")

@@ -254,12 +254,15 @@ def optical_frame_static_tf(stamp, body_frame: str, optical_frame: str) -> Trans
 class CameraClient(Node):
     """Publishes a camera (Image + CameraInfo) and records what headpose_node publishes back.
 
-    heads: list of (receive time, HeadPoseArray); tf: list of (receive time, TFMessage).
+    heads: list of (receive time, HeadPoseArray); tf: list of (receive time, TFMessage);
+    diagnostics: list of DiagnosticArray.
+    expect_tf: the node publishes /tf (publish_tf true), so wait_for_node waits for it to be matched too.
     Spins in a background thread; every method is thread-safe enough for tests.
     """
 
     def __init__(self, image_topic: str = "/camera/image_raw", info_topic: str = "/camera/camera_info",
-                 heads_topic: str = "/headpose_node/heads", name: str = "headpose_camera_client"):
+                 heads_topic: str = "/headpose_node/heads", name: str = "headpose_camera_client",
+                 expect_tf: bool = False):
         super().__init__(name)
         from tf2_msgs.msg import TFMessage
         from diagnostic_msgs.msg import DiagnosticArray
@@ -275,9 +278,14 @@ class CameraClient(Node):
         self.diagnostics: list[DiagnosticArray] = []
         self._lock = threading.RLock()  # predicates given to wait_until may call heads_for()
         self._callbacks: list[Callable[[float, HeadPoseArray], None]] = []
-        self.create_subscription(HeadPoseArray, heads_topic, self._on_heads, 50)
-        self.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS)
-        self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
+        # What wait_for_node waits to be matched with the node's publishers (record() adds to it):
+        # discovery can lag by seconds while large images flow, and a message sent before the
+        # match is lost to this client.
+        tf = self.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS)
+        self._expected = [self.create_subscription(HeadPoseArray, heads_topic, self._on_heads, 50),
+                          self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10),
+                          *([tf] if expect_tf else [])]
+        self._recorded: dict = {}  # topic -> subscription, of record()
         self._executor = SingleThreadedExecutor(context=self.context)
         self._executor.add_node(self)
         self._thread = threading.Thread(target=self._spin, daemon=True)
@@ -294,10 +302,13 @@ class CameraClient(Node):
         self._executor.remove_node(self)
         self.destroy_node()
 
-    def record(self, msg_type, topic: str, depth: int = 50, callback: Callable | None = None) -> list:
+    def record(self, msg_type, topic: str, depth: int = 50, callback: Callable | None = None,
+               expected: bool = True) -> list:
         """Subscribe to `topic` (reliable, keep last `depth`); the returned list fills with (receive time, message).
 
         callback(receive time, message), if given, runs on each message after it is stored.
+        expected: the node always publishes this topic, so wait_for_node waits for it to be matched
+        (False for topics that depend on the node's parameters).
         """
         store: list = []
 
@@ -308,8 +319,16 @@ class CameraClient(Node):
             if callback is not None:
                 callback(now, msg)
 
-        self.create_subscription(msg_type, topic, keep, depth)
+        subscription = self.create_subscription(msg_type, topic, keep, depth)
+        self._recorded[subscription.topic_name] = subscription
+        if expected:
+            self._expected.append(subscription)
         return store
+
+    def matched(self, topic: str) -> bool:
+        """True when our record()ed subscription to `topic` is matched with a publisher."""
+        subscription = self._recorded.get(topic)
+        return subscription is not None and subscription.get_publisher_count() > 0
 
     def on_heads(self, callback: Callable[[float, HeadPoseArray], None]) -> None:
         self._callbacks.append(callback)
@@ -339,13 +358,14 @@ class CameraClient(Node):
         return msg
 
     def wait_for_node(self, node: NodeProcess | None, timeout: float = 60.0) -> None:
-        """Until the node subscribes to the image topic (models loaded); raises if it dies or times out."""
+        """Until the node subscribes to the image topic (models loaded) and our subscriptions to ~/heads,
+        /diagnostics (/tf with expect_tf) and every expected record()ed topic are matched with its
+        publishers; raises if it dies or times out."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if node is not None and not node.alive():
                 raise RuntimeError(f"headpose_node exited with status {node.process.returncode}:\n{node.output()[-3000:]}")
-            if self.image_pub.get_subscription_count() > 0 and self.count_publishers(self.heads_topic) > 0:
-                time.sleep(0.2)  # let our subscription match the node's publisher too
+            if self.image_pub.get_subscription_count() > 0 and all(s.get_publisher_count() > 0 for s in self._expected):
                 return
             time.sleep(0.05)
         raise TimeoutError(f"headpose_node did not subscribe to {self.image_pub.topic_name} within {timeout:.0f} s")
