@@ -7,6 +7,7 @@ debug image are built only while something subscribes to them.
 from __future__ import annotations
 
 from sensor_msgs.msg import Image
+from std_msgs.msg import Header
 from visualization_msgs.msg import MarkerArray
 
 from headpose_ros.msg import AttentionEvent, AttentionTargetArray, HeadPoseArray
@@ -41,7 +42,7 @@ class ResultPublisher:
     def publish(self, header, result: FrameResult, rgb, attention_config: AttentionConfig) -> None:
         """Publish one image's result; `header` is the image's (its frame replaced by camera_frame when set)."""
         if self.settings.camera_frame:
-            header.frame_id = self.settings.camera_frame
+            header = Header(stamp=header.stamp, frame_id=self.settings.camera_frame)
         height, width = rgb.shape[:2]
         self.heads.publish(head_pose_array(header, result.heads, width, height))
         self._publish_tf(header, result.heads)
