@@ -69,3 +69,15 @@ def ros(prepared_assets):
     domain = int(os.environ["ROS_DOMAIN_ID"]) if os.environ.get("ROS_DOMAIN_ID") else None
     with isolated_ros(domain):
         yield
+
+
+@pytest.fixture(scope="module")
+def node(serving):
+    """The NodeProcess of a DDS test module's `serving` fixture (support.serving_node)."""
+    return serving[0]
+
+
+@pytest.fixture(scope="module")
+def client(serving):
+    """The CameraClient of a DDS test module's `serving` fixture (support.serving_node)."""
+    return serving[1]

@@ -77,3 +77,40 @@ def serving_node(prefix: str, params: dict | None = None, client_name: str = "he
         finally:
             client.close()
     assert "Traceback" not in node.output(), node.output()
+
+
+class NodeUnderTest:
+    """A real in-process node to test, and a listener node that records what it publishes.
+
+    Both are named `<prefix>_<tag>` / `<prefix>_listener_<tag>` with a tag unique to this object, so
+    nothing else in the DDS domain is mistaken for this test's traffic. The listener has its own
+    executor; spin_until() spins it until a predicate holds or the timeout passes.
+    """
+
+    def __init__(self, prefix: str):
+        import uuid
+
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.node import Node
+
+        self.tag = uuid.uuid4().hex[:8]
+        self.node = Node(f"{prefix}_{self.tag}")
+        self.listener = Node(f"{prefix}_listener_{self.tag}")
+        self.executor = SingleThreadedExecutor()
+        self.executor.add_node(self.listener)
+
+    def spin_until(self, predicate, timeout: float = 10.0) -> bool:
+        import time
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return True
+            self.executor.spin_once(timeout_sec=0.05)
+        return predicate()
+
+    def close(self) -> None:
+        self.executor.remove_node(self.listener)
+        self.executor.shutdown()
+        self.listener.destroy_node()
+        self.node.destroy_node()

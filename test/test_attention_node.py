@@ -51,16 +51,6 @@ def serving(ros):
 
 
 @pytest.fixture(scope="module")
-def node(serving):
-    return serving[0]
-
-
-@pytest.fixture(scope="module")
-def client(serving):
-    return serving[1]
-
-
-@pytest.fixture(scope="module")
 def camera():
     return CameraModel.from_field_of_view(640, 480, 60.0, FRAME)
 

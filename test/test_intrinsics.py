@@ -142,21 +142,22 @@ def test_a_refused_message_takes_the_previous_intrinsics_out_of_use(make_source)
     np.testing.assert_array_equal(s.camera.K, calibrated().K)
 
 
-def test_a_region_of_interest_shifts_the_principal_point_and_sets_the_size(make_source):
-    source = make_source()
-    msg = info()
+def roi(msg):
     msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height = 100, 40, 320, 240
-    source.feed(msg)
-    camera = source.intrinsics.camera
-    np.testing.assert_allclose(camera.K, [[600.0, 0.0, 230.0], [0.0, 610.0, 195.0], [0.0, 0.0, 1.0]])
-    assert (camera.width, camera.height) == (320, 240)
+    return msg
 
 
-def test_binning_divides_the_focal_lengths_and_the_size(make_source):
+@pytest.mark.parametrize("message, K", [
+    # A region of interest shifts the principal point and sets the size.
+    (lambda: roi(info()), [[600.0, 0.0, 230.0], [0.0, 610.0, 195.0], [0.0, 0.0, 1.0]]),
+    # Binning divides the focal lengths, the principal point and the size.
+    (lambda: info(binning_x=2, binning_y=2), [[300.0, 0.0, 165.0], [0.0, 305.0, 117.5], [0.0, 0.0, 1.0]]),
+], ids=["roi", "binning"])
+def test_roi_and_binning_describe_the_published_image(make_source, message, K):
     source = make_source()
-    source.feed(info(binning_x=2, binning_y=2))
+    source.feed(message())
     camera = source.intrinsics.camera
-    np.testing.assert_allclose(camera.K, [[300.0, 0.0, 165.0], [0.0, 305.0, 117.5], [0.0, 0.0, 1.0]])
+    np.testing.assert_allclose(camera.K, K)
     assert (camera.width, camera.height) == (320, 240)
 
 

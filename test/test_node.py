@@ -21,7 +21,7 @@ from headpose_ros.core.camera import CameraModel  # noqa: E402
 from headpose_ros.core.rotation import FACING_CAMERA, matrix_from_quaternion_xyzw  # noqa: E402
 from headpose_ros.tools.ros_harness import CameraClient, NodeProcess, default_params_file  # noqa: E402
 
-from support import astronaut_frame, centred_frame  # noqa: E402
+from support import astronaut_frame, centred_frame, serving_node  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -29,18 +29,9 @@ FRAME = "test_camera_optical_frame"
 
 
 @pytest.fixture(scope="module")
-def node(ros):
-    with NodeProcess(default_params_file(), remaps={"image": "/cam/image_raw", "camera_info": "/cam/camera_info"}) as proc:
-        yield proc
-    assert "Traceback" not in proc.output(), proc.output()
-
-
-@pytest.fixture(scope="module")
-def client(node):
-    c = CameraClient("/cam/image_raw", "/cam/camera_info", "/headpose_node/heads")
-    c.wait_for_node(node, timeout=60)
-    yield c
-    c.close()
+def serving(ros):
+    with serving_node("cam") as pair:
+        yield pair
 
 
 def now_stamp() -> Time:

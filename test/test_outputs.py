@@ -12,8 +12,6 @@ ids, so nothing else in the domain is mistaken for its messages.
 from __future__ import annotations
 
 import re
-import time
-import uuid
 
 import numpy as np
 import pytest
@@ -21,8 +19,6 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from sensor_msgs.msg import Image  # noqa: E402
 from std_msgs.msg import Header  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
@@ -40,20 +36,13 @@ from headpose_ros.ros.outputs import ResultPublisher  # noqa: E402
 from headpose_ros.ros.parameters import NodeConfig  # noqa: E402
 from headpose_ros.ros.tf_publisher import TF_QOS  # noqa: E402
 
+from support import NodeUnderTest  # noqa: E402
+
 pytestmark = pytest.mark.ros
 
 TIMEOUT = 10.0
 ATTENTION = with_values(AttentionConfig(), {"min_dwell_s": 0.0})  # a target in view is attended at once
 RGB = np.full((240, 320, 3), 60, np.uint8)  # the ROI is clipped to this size
-
-
-def spin_until(executor, predicate, timeout: float = TIMEOUT) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        executor.spin_once(timeout_sec=0.05)
-    return predicate()
 
 
 def head(track_id: str, t=(0.0, 0.0, 1.0), yaw=0.0) -> HeadPose:
@@ -75,15 +64,13 @@ def header(frame_id: str, sec: int) -> Header:
     return Header(stamp=Time(sec=sec, nanosec=500), frame_id=frame_id)
 
 
-class Outputs:
+class Outputs(NodeUnderTest):
     """A ResultPublisher on its own node, and a listener node recording what it publishes."""
 
     def __init__(self, settings: NodeConfig = NodeConfig(), attention: bool = True, markers: bool = False,
                  debug: bool = False):
-        self.tag = uuid.uuid4().hex[:8]
-        self.node = Node(f"test_outputs_{self.tag}")
+        super().__init__("test_outputs")
         self.publisher = ResultPublisher(self.node, settings, attention=attention)
-        self.listener = Node(f"test_outputs_listener_{self.tag}")
         self.heads: list[HeadPoseArray] = []
         self.tf: list[TFMessage] = []
         self.attention: list[AttentionTargetArray] = []
@@ -105,8 +92,6 @@ class Outputs:
         if debug:
             pairs.append((self._sub(Image, f"{base}/debug_image", self.debug.append), self.publisher.debug_image))
         self._pairs = pairs
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.listener)
 
     def wait_matched(self) -> None:
         """Until every pair is matched both ways: from then on every reliable message published reaches the
@@ -114,7 +99,7 @@ class Outputs:
         def matched() -> bool:
             return all(s.get_publisher_count() >= 1 and p.get_subscription_count() >= 1 for s, p in self._pairs)
 
-        assert spin_until(self.executor, matched), "publishers and subscriptions not matched"
+        assert self.spin_until(matched, TIMEOUT), "publishers and subscriptions not matched"
 
     def _sub(self, msg_type, topic: str, store):
         return self.listener.create_subscription(msg_type, topic, store, 10)
@@ -127,13 +112,7 @@ class Outputs:
         return f"{name}{self.tag}"
 
     def wait(self, predicate) -> bool:
-        return spin_until(self.executor, predicate)
-
-    def close(self) -> None:
-        self.executor.remove_node(self.listener)
-        self.executor.shutdown()
-        self.listener.destroy_node()
-        self.node.destroy_node()
+        return self.spin_until(predicate, TIMEOUT)
 
 
 @pytest.fixture

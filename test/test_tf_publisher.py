@@ -10,35 +10,25 @@ from __future__ import annotations
 
 import importlib.util
 import time
-import uuid
 
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
 
 from geometry_msgs.msg import TransformStamped  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
-from rclpy.node import Node  # noqa: E402
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, ReliabilityPolicy  # noqa: E402
 from tf2_msgs.msg import TFMessage  # noqa: E402
 
 from headpose_ros.tools.ros_harness import stamp_now  # noqa: E402
 from headpose_ros.ros.tf_publisher import TF_QOS, TfPublisher  # noqa: E402
 
+from support import NodeUnderTest  # noqa: E402
+
 pytestmark = pytest.mark.ros
 
 HAS_TF2_ROS = importlib.util.find_spec("tf2_ros") is not None
 needs_no_tf2_ros = pytest.mark.skipif(HAS_TF2_ROS, reason="tf2_ros is installed: its TransformBroadcaster is used "
                                                           "instead of the tf2_msgs publisher tested here")
-
-
-def spin_until(executor, predicate, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        executor.spin_once(timeout_sec=0.05)
-    return predicate()
 
 
 def transform(parent: str, child: str, x: float) -> TransformStamped:
@@ -51,18 +41,14 @@ def transform(parent: str, child: str, x: float) -> TransformStamped:
     return tf
 
 
-class Pair:
+class Pair(NodeUnderTest):
     """A TfPublisher on its own node, and a /tf subscriber (TF_QOS) on another that keeps this test's messages."""
 
     def __init__(self):
-        self.tag = uuid.uuid4().hex[:8]
-        self.node = Node(f"test_tf_publisher_{self.tag}")
+        super().__init__("test_tf_publisher")
         self.tf = TfPublisher(self.node)
-        self.listener = Node(f"test_tf_listener_{self.tag}")
         self.received: list[TFMessage] = []
         self.subscription = self.listener.create_subscription(TFMessage, "/tf", self._on_tf, TF_QOS)
-        self.executor = SingleThreadedExecutor()
-        self.executor.add_node(self.listener)
 
     def _on_tf(self, msg: TFMessage) -> None:
         # This test's transforms only (and empty messages, which name nobody's frames).
@@ -74,7 +60,7 @@ class Pair:
 
     def warm_up(self) -> None:
         """Send until the subscriber receives (the two are matched both ways from then on)."""
-        assert spin_until(self.executor, lambda: self.subscription.get_publisher_count() >= 1)
+        assert self.spin_until(lambda: self.subscription.get_publisher_count() >= 1)
         k = 0
 
         def arrived() -> bool:
@@ -85,13 +71,7 @@ class Pair:
             k += 1
             return False
 
-        assert spin_until(self.executor, arrived), "no /tf message arrived"
-
-    def close(self) -> None:
-        self.executor.remove_node(self.listener)
-        self.executor.shutdown()
-        self.listener.destroy_node()
-        self.node.destroy_node()
+        assert self.spin_until(arrived), "no /tf message arrived"
 
 
 @pytest.fixture
@@ -136,7 +116,7 @@ def test_a_subscriber_receives_the_transforms_sent(pair):
     def got():
         return [m for m in pair.received if m.transforms and m.transforms[0].child_frame_id == wanted]
 
-    assert spin_until(pair.executor, lambda: got())
+    assert pair.spin_until(lambda: got())
     msgs = got()
     assert len(msgs) == 1
     msg = msgs[0]
@@ -152,7 +132,7 @@ def test_sending_no_transforms_publishes_nothing(pair):
     pair.tf.send([])
     pair.tf.send([transform("camera_optical", pair.frame("after"), 1.0)])
     after = pair.frame("after")
-    assert spin_until(pair.executor, lambda: any(m.transforms and m.transforms[0].child_frame_id == after
+    assert pair.spin_until(lambda: any(m.transforms and m.transforms[0].child_frame_id == after
                                                  for m in pair.received))
     # One reliable writer delivers in order: an empty message sent before `after` would have arrived before it.
     assert [m for m in pair.received if not m.transforms] == []
