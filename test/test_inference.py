@@ -191,3 +191,34 @@ def test_accepts_batch_dynamic_landmarks_and_fixed_detector(landmark_model, dete
         single = mesh.run({mesh.input_names[0]: x[i:i + 1]})
         for name in mesh.output_names:
             np.testing.assert_allclose(batched[name][i:i + 1], single[name], rtol=1e-4, atol=1e-4)
+
+
+def test_run_batched_is_one_call_where_the_batch_is_dynamic_and_one_per_item_where_it_is_fixed(landmark_model,
+                                                                                           detector_model):
+    from headpose_ros.core.inference import run_batched
+
+    class Counting:
+        """A real runtime that counts its runs."""
+
+        def __init__(self, runtime):
+            self.runtime, self.runs = runtime, 0
+
+        def accepts_batch(self, name):
+            return self.runtime.accepts_batch(name)
+
+        def run(self, inputs):
+            self.runs += 1
+            return self.runtime.run(inputs)
+
+    rng = np.random.default_rng(1)
+    for path, size, batched in ((landmark_model, 192, True), (detector_model, 128, False)):
+        runtime = Counting(create_runtime(path, kind="onnxruntime"))
+        name = runtime.runtime.input_names[0]
+        x = rng.random((3, 3, size, size), dtype=np.float32)
+        out = run_batched(runtime, name, x, runtime.runtime.output_names)
+        assert runtime.runs == (1 if batched else 3)
+        for k, v in out.items():
+            assert v.shape[0] == 3
+            np.testing.assert_allclose(v[1:2], runtime.runtime.run({name: x[1:2]})[k], rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="at least one item"):
+        run_batched(runtime, name, x[:0], runtime.runtime.output_names)
