@@ -20,7 +20,7 @@ def test_face_stages_run_the_prepared_detector_and_mesh(prepared_assets, photo):
 
 
 def test_model_dir_replaces_the_asset_cache(prepared_assets, tmp_path, photo):
-    for name in ("face_detection_full_range", "face_landmark"):
+    for name in ("face_detection_full_range", "face_detection_short_range", "face_landmark"):
         shutil.copy(assets.model_path(name), tmp_path / f"{name}.onnx")
     engine = create_engine(still_image_config(), model_dir=str(tmp_path), log=lambda line: None)
     assert engine.detector.runtime.path == tmp_path / "face_detection_full_range.onnx"

@@ -24,6 +24,7 @@ from .types import Estimate, EstimateStatus, FaceDetections, PoseMeasurement
 
 class PoseBackend(Protocol):
     method: str  # the HeadPose.method value it reports
+    needs_landmarks: bool  # its faces must come with the face mesh's landmarks (FaceDetections.landmarks)
     timings: dict[str, float]  # milliseconds per sub-stage of the last call
 
     def estimate(
@@ -33,7 +34,10 @@ class PoseBackend(Protocol):
         camera: CameraModel,
         priors: Sequence[PoseMeasurement | None],
     ) -> list[Estimate]:
-        """One Estimate per face, in the order of `faces`; priors: each face's previous pose, if any."""
+        """One Estimate per face, in the order of `faces`; priors: each face's previous pose, if any.
+
+        image_rgb and `faces` are in the pixels of the image `camera` describes.
+        """
         ...
 
     def apply(self, config: EngineConfig) -> None:
@@ -46,12 +50,13 @@ class PoseBackend(Protocol):
 
 
 class LandmarkPnPBackend:
-    """Face mesh landmarks on each face, then solvePnP against the metric face model."""
+    """solvePnP of each face's mesh landmarks (found by core.finding) against the metric face model."""
 
     method = "landmarks"
+    needs_landmarks = True
 
     def __init__(self, mesh: FaceMesh, face_model: FaceModel, config: EngineConfig):
-        self.mesh = mesh
+        self.mesh = mesh  # described here; it runs in the engine's face finder
         self._fit_indices = face_model.rigid_indices  # the landmarks PnP fits
         self._model_points = face_model.points[self._fit_indices]
         self.timings: dict[str, float] = {}
@@ -66,15 +71,14 @@ class LandmarkPnPBackend:
 
     def estimate(self, image_rgb, faces, camera, priors):
         start = time.perf_counter()
-        mesh = self.mesh.estimate(image_rgb, faces)
-        mid = time.perf_counter()
         out = []
         for i in range(len(faces)):
-            confidence = float(faces.scores[i] * mesh.presence[i])
-            points = mesh.points[i, :, :2]
-            if mesh.presence[i] < self.presence_threshold:
+            presence = faces.presence[i]
+            confidence = float(faces.scores[i] * presence)
+            points = faces.landmarks[i, :, :2]
+            if presence < self.presence_threshold:
                 out.append(Estimate(None, confidence, EstimateStatus.NO_FACE,
-                                    f"landmark presence {mesh.presence[i]:.2f} below threshold", points))
+                                    f"landmark presence {presence:.2f} below threshold", points))
                 continue
             try:
                 m = solve_head_pose(points[self._fit_indices], self._model_points, camera, priors[i], self.pnp)
@@ -82,7 +86,7 @@ class LandmarkPnPBackend:
                 out.append(Estimate(None, confidence, exc.status, str(exc), points))
                 continue
             out.append(Estimate(m, confidence, landmarks_px=points))
-        self.timings = {"landmarks": (mid - start) * 1e3, "pnp": (time.perf_counter() - mid) * 1e3}
+        self.timings = {"pnp": (time.perf_counter() - start) * 1e3}
         return out
 
     def fit_position(self, landmarks_px: np.ndarray, camera: CameraModel, R: np.ndarray,
@@ -114,6 +118,7 @@ class NetworkBackend:
     """
 
     method = "hopenet"
+    needs_landmarks = False
 
     def __init__(self, network: HeadPoseNetEstimator, prior: BoxDistancePrior):
         self.network = network
@@ -158,6 +163,7 @@ class FusionBackend:
     """
 
     method = "fusion"
+    needs_landmarks = True
 
     def __init__(self, landmark_pnp: LandmarkPnPBackend, network: NetworkBackend, config: EngineConfig):
         self.landmark_pnp = landmark_pnp

@@ -130,6 +130,13 @@ class DetectionConfig(Settings):
     max_faces: int = setting(6, "At most this many faces (the highest scoring) are processed per image.", low=1)
     min_face_size_px: float = setting(20.0, "Faces whose box is smaller than this many pixels (full-resolution "
                                       "image) are ignored.", low=0.0, live=True)
+    search_period: int = setting(10, "Video: while fewer than max_faces faces are followed, the detector searches "
+                                 "the whole image for new faces every this many frames (every frame while none is "
+                                 "followed or a tracked face is lost).", low=1, live=True)
+    tiles: int = setting(3, "Small faces: the image is also searched in tiles x tiles zoomed tiles with the "
+                         "short-range detector, one tile every tile_period frames (still images: all at once); "
+                         "0 turns this off.", low=0, high=6)
+    tile_period: int = setting(2, "Video: frames between two tile searches.", low=1, live=True)
 
 
 @dataclass(frozen=True)
@@ -146,6 +153,9 @@ class TrackingConfig(Settings):
     iou_threshold: float = unit_interval(0.3, "Minimum box overlap (IoU) for a detection to continue a track.")
     id_style: str = setting("random", "Track ids: random (5 letters, as REP-155 suggests) or sequential (0001, "
                             "0002, ...).", choices=ID_STYLES)
+    static_image_mode: bool = setting(False, "Treat images as unrelated stills: detect every face in every image and "
+                                      "all its tiles, follow nothing (the CLI's predict and eval). Off: a video, "
+                                      "faces followed from their landmarks, the detector a search for new ones.")
 
 
 @dataclass(frozen=True)
@@ -366,8 +376,8 @@ LIVE_SETTINGS = frozenset(name for name, spec in definitions().items() if spec.l
 # Independent still images (the CLI's predict and eval): every detected face is
 # reported at once, nothing is smoothed across images, ids are 0001, 0002, ...,
 # and each face attends the best target in view at once (no dwell across images).
-STILL_IMAGE_VALUES = {"tracking.min_hits": 1, "tracking.id_style": "sequential", "smoothing.enabled": False,
-                      "attention.min_dwell_s": 0.0}
+STILL_IMAGE_VALUES = {"tracking.min_hits": 1, "tracking.id_style": "sequential", "tracking.static_image_mode": True,
+                      "smoothing.enabled": False, "attention.min_dwell_s": 0.0}
 
 
 def still_image_config(values: dict[str, Any] | None = None) -> EngineConfig:

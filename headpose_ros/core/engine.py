@@ -18,6 +18,7 @@ from .camera import CameraModel
 from .config import LIVE_SETTINGS, EngineConfig, get_path, leaves
 from .detection import FaceDetector
 from .face_model import load_face_model
+from .finding import FaceFinder
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator
 from .inference import Runtime, create_runtime
 from .landmarks import FaceMesh
@@ -65,11 +66,17 @@ class HeadPoseEngine:
         det_model = DETECTORS[config.detection.model]
         self.detector = FaceDetector(det_model, self._runtime(models.onnx(det_model.asset), max_batch=1),
                                      config.detection)
+        # The face mesh: for the backends that fit landmarks, and for following faces in video.
+        needs_mesh = config.backend in ("landmarks", "fusion") or not config.tracking.static_image_mode
+        self.mesh = FaceMesh(FACE_MESH, self._runtime(models.onnx(FACE_MESH.asset), config.detection.max_faces)) \
+            if needs_mesh else None
         self.backend: PoseBackend = self._make_backend(config)
+        self.finder = FaceFinder(self.detector, self._tile_detector(config), self.mesh, config)
         self.tracker: FaceTracker[TrackState] = FaceTracker(
             config.tracking, track_state_factory(config.smoothing), ids_of_style(config.tracking.id_style))
         self.attention = AttentionTracker(config.attention) if config.attention.enabled else None
         self._last_stamp: float | None = None
+        self._last_size: tuple[int, int] | None = None  # (width, height) of the previous image
 
     def _runtime(self, path: Path, max_batch: int) -> Runtime:
         """The runtime for one network, as the inference settings ask (see core.inference.create_runtime)."""
@@ -77,12 +84,18 @@ class HeadPoseEngine:
         return create_runtime(path, kind=i.engine, threads=self.config.num_threads, max_batch=max_batch,
                               fp16=i.fp16, cache_dir=i.engine_cache_dir or self._models.tensorrt_cache, log=self._log)
 
+    def _tile_detector(self, config: EngineConfig) -> FaceDetector | None:
+        """The short-range detector that searches zoomed tiles for small faces (None when tiles are off)."""
+        if config.detection.tiles <= 0:
+            return None
+        model = DETECTORS["short_range"]
+        return FaceDetector(model, self._runtime(self._models.onnx(model.asset), max_batch=1), config.detection)
+
     def _make_backend(self, config: EngineConfig) -> PoseBackend:
         faces = config.detection.max_faces
         landmark_pnp = network = None
         if config.backend in ("landmarks", "fusion"):
-            mesh = FaceMesh(FACE_MESH, self._runtime(self._models.onnx(FACE_MESH.asset), faces))
-            landmark_pnp = LandmarkPnPBackend(mesh, load_face_model(), config)
+            landmark_pnp = LandmarkPnPBackend(self.mesh, load_face_model(), config)
         if config.backend in ("hopenet", "fusion"):
             h = config.hopenet
             model = HEADPOSE_NETWORKS[h.network]
@@ -110,7 +123,7 @@ class HeadPoseEngine:
                             "(they choose models and runtimes)")
         if problems:
             raise ConfigError("; ".join(problems))
-        self.detector.apply(config.detection)
+        self.finder.apply(config)
         self.backend.apply(config)
         self.tracker.apply(config.tracking)
         self.tracker.make_state = track_state_factory(config.smoothing)
@@ -120,7 +133,12 @@ class HeadPoseEngine:
 
     def describe(self) -> dict[str, str]:
         """Models and runtimes in use, for logs and diagnostics."""
-        return {"backend": self.backend.method, "detector": self.detector.describe(), **self.backend.describe()}
+        out = {"backend": self.backend.method, "detector": self.detector.describe()}
+        if self.finder.tile_detector is not None:
+            out["tile detector"] = self.finder.tile_detector.describe()
+        if self.mesh is not None:
+            out["landmarks"] = self.mesh.describe()
+        return {**out, **self.backend.describe()}
 
     def _within_size(self, image_rgb: np.ndarray, camera: CameraModel):
         """The image shrunk to max_image_side_px (if larger), its camera, and the (2,) x, y scale back to full size."""
@@ -139,6 +157,7 @@ class HeadPoseEngine:
         if self.attention is not None:
             self.attention.reset()
         self._last_stamp = None
+        self._last_size = None
         return ended
 
     def process(self, image_rgb: np.ndarray, camera: CameraModel, stamp: float,
@@ -156,19 +175,28 @@ class HeadPoseEngine:
         """
         timings: dict[str, float] = {}
         clock = time.perf_counter()
-        full_camera = camera.validated().fitted_to(image_rgb.shape[1], image_rgb.shape[0])
+        size = (image_rgb.shape[1], image_rgb.shape[0])
+        full_camera = camera.validated().fitted_to(*size)
         image_rgb, camera, to_full = self._within_size(image_rgb, full_camera)
         reset_reason, ended = "", []
         if self._last_stamp is not None and stamp < self._last_stamp:
             reset_reason = f"time moved backwards by {self._last_stamp - stamp:.3f} s"
+        elif self._last_size is not None and size != self._last_size:
+            # Another stream (or a reconfigured camera): last frame's face regions mean nothing here.
+            reset_reason = f"the image size changed from {self._last_size[0]}x{self._last_size[1]} to {size[0]}x{size[1]}"
+        if reset_reason:
             ended = self.reset()
-        self._last_stamp = stamp
+        self._last_stamp, self._last_size = stamp, size
 
-        faces = self.detector.detect(image_rgb, float(to_full.max()))
-        timings["detect"] = _lap(clock)
+        found = self.finder.find(image_rgb, float(to_full.max()), self.tracker.tracks)
+        faces = found.faces
+        # The finder reports its own sub-stages; the rest of the lap (shrinking, checks) counts as detection.
+        timings.update(self.finder.timings)
+        timings["detect"] += max(0.0, _lap(clock) - sum(self.finder.timings.values()))
         clock = time.perf_counter()
 
-        update = self.tracker.update(faces.boxes)
+        update = self.tracker.update(faces.boxes, found.known)
+        self.finder.remember(update.tracks, faces)
         ended += [t.id for t in update.ended]
         estimates = self.backend.estimate(image_rgb, faces, camera, [t.state.last_pose for t in update.tracks])
         # The backend reports its own sub-stages; what remains of the lap is tracking.
@@ -188,7 +216,8 @@ class HeadPoseEngine:
                 heads.append(HeadPose(track.id, R, t, m.covariance, faces.boxes[i] * np.tile(to_full, 2),
                                       est.confidence, self.backend.method, landmarks))
         timings["smooth"] = _lap(clock)
-        result = FrameResult(stamp, full_camera, heads, len(faces), rejected, ended, reset_reason)
+        result = FrameResult(stamp, full_camera, heads, len(faces), rejected, ended, reset_reason,
+                             searched=found.searched)
 
         if self.attention is not None:
             clock = time.perf_counter()

@@ -13,6 +13,7 @@ import numpy as np
 
 from .config import SmoothingConfig
 from .filtering import OneEuroSettings, PoseFilter
+from .landmarks import FaceRois
 from .types import PoseMeasurement
 
 
@@ -22,10 +23,15 @@ class TrackState:
 
     filter: the One-Euro smoothing of its pose.
     last_pose: its latest measurement: the starting point of the next fit.
+    roi: where the face mesh looks for it in the next frame (from its landmarks), or None when it
+        is not followed (core.finding).
+    score: the detector's score when it was last detected.
     """
 
     filter: PoseFilter
     last_pose: PoseMeasurement | None = None
+    roi: FaceRois | None = None
+    score: float = 0.0
 
     def measured(self, m: PoseMeasurement, stamp: float, smooth: bool) -> tuple[np.ndarray, np.ndarray]:
         """Record this frame's measurement; the pose to publish (R (3, 3), t (3,) m), smoothed if `smooth`."""

@@ -13,7 +13,7 @@ import itertools
 import random
 import string
 from dataclasses import dataclass, field
-from typing import Callable, Generic, TypeVar
+from typing import Callable, Generic, Sequence, TypeVar
 
 import numpy as np
 
@@ -105,23 +105,32 @@ class FaceTracker(Generic[State]):
         ended, self.tracks = self.tracks, []
         return ended
 
-    def update(self, boxes: np.ndarray) -> TrackUpdate[State]:
-        """Match this frame's boxes (n, 4) to tracks, start tracks for the others, end the lost ones."""
+    def update(self, boxes: np.ndarray, known: Sequence[FaceTrack[State] | None] | None = None) -> TrackUpdate[State]:
+        """This frame's faces (n, 4) boxes: continue tracks, start tracks for new faces, end the lost ones.
+
+        known: for each box, the track it already belongs to (a face followed
+        from its own landmarks), or None; only the others are associated, by
+        box overlap, with the tracks that no known face continues.
+        """
         s = self.settings
         n = len(boxes)
-        assigned: list[FaceTrack[State] | None] = [None] * n
-        matched_tracks: set[int] = set()
-        if self.tracks and n:
-            iou = box_iou(boxes, np.array([t.box for t in self.tracks]))
+        assigned: list[FaceTrack[State] | None] = list(known) if known is not None else [None] * n
+        continued = {id(t) for t in assigned if t is not None}
+        free = [t for t in self.tracks if id(t) not in continued]
+        open_faces = [d for d in range(n) if assigned[d] is None]
+        if free and open_faces:
+            iou = box_iou(boxes[open_faces], np.array([t.box for t in free]))
+            matched: set[int] = set()
             for flat in np.argsort(-iou, axis=None):
                 d, k = np.unravel_index(flat, iou.shape)
                 if iou[d, k] < s.iou_threshold:
                     break
-                if assigned[d] is None and k not in matched_tracks:
-                    assigned[d] = self.tracks[k]
-                    matched_tracks.add(int(k))
-        for k, track in enumerate(self.tracks):
-            if k in matched_tracks:
+                if assigned[open_faces[d]] is None and k not in matched:
+                    assigned[open_faces[d]] = free[k]
+                    matched.add(int(k))
+        seen = {id(t) for t in assigned if t is not None}
+        for track in self.tracks:
+            if id(track) in seen:
                 track.hits += 1
                 track.misses = 0
             else:

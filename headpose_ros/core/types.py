@@ -26,17 +26,23 @@ if TYPE_CHECKING:
 
 @dataclass
 class FaceDetections:
-    """The faces found in one image, vectorised over n faces, in full-image pixels.
+    """The faces found in one image (by the detector, or followed from their landmarks), vectorised over n
+    faces, in full-image pixels.
 
-    boxes: (n, 4) float32 x0, y0, x1, y1.
-    scores: (n,) float32 in [0, 1].
+    boxes: (n, 4) float32 x0, y0, x1, y1 (BlazeFace's box convention, also for followed faces).
+    scores: (n,) float32 in [0, 1], the detector's score (for a followed face, the one it had when detected).
     keypoints: (n, k, 2) float32 (u, v); for BlazeFace k = 6: the person's
         right eye, left eye, nose tip, mouth centre, right and left ear tragion.
+    landmarks: (n, 468, 3) float32 face-mesh landmarks (u, v px, depth at the face's scale), or None
+        when the mesh did not run.
+    presence: (n,) float32 in [0, 1], the face mesh's belief that each face is there, or None.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     keypoints: np.ndarray
+    landmarks: np.ndarray | None = None
+    presence: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = len(self.boxes)
@@ -45,6 +51,9 @@ class FaceDetections:
                 f"inconsistent shapes: boxes {self.boxes.shape}, scores {self.scores.shape}, "
                 f"keypoints {self.keypoints.shape}"
             )
+        if (self.landmarks is None) != (self.presence is None) or (
+                self.landmarks is not None and (self.landmarks.shape[:1] != (n,) or self.presence.shape != (n,))):
+            raise ValueError("landmarks and presence come together, one per face")
 
     def __len__(self) -> int:
         return len(self.boxes)
@@ -54,8 +63,24 @@ class FaceDetections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32), np.zeros((0, num_keypoints, 2), np.float32))
 
     def take(self, index) -> "FaceDetections":
-        """The detections at `index` (an index array, a slice or a boolean mask)."""
-        return FaceDetections(self.boxes[index], self.scores[index], self.keypoints[index])
+        """The faces at `index` (an index array, a slice or a boolean mask)."""
+        return FaceDetections(self.boxes[index], self.scores[index], self.keypoints[index],
+                              None if self.landmarks is None else self.landmarks[index],
+                              None if self.presence is None else self.presence[index])
+
+    def with_landmarks(self, landmarks: np.ndarray, presence: np.ndarray) -> "FaceDetections":
+        """These faces with the face mesh's landmarks (n, 468, 3) and presence (n,)."""
+        return FaceDetections(self.boxes, self.scores, self.keypoints, landmarks, presence)
+
+    @classmethod
+    def concatenate(cls, parts: list["FaceDetections"]) -> "FaceDetections":
+        """The faces of every part, in order; landmarks are kept only when every part has them."""
+        parts = [p for p in parts if len(p)] or parts[:1]
+        with_mesh = all(p.landmarks is not None for p in parts)
+        return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
+                   np.concatenate([p.keypoints for p in parts]),
+                   np.concatenate([p.landmarks for p in parts]) if with_mesh else None,
+                   np.concatenate([p.presence for p in parts]) if with_mesh else None)
 
 
 @dataclass
@@ -143,13 +168,15 @@ class FrameResult:
     camera: the intrinsics the poses were solved with, fitted to this image's
         full resolution (None only when the engine did not get that far).
     heads: confirmed faces with a pose this frame.
-    faces_detected: how many faces the detector found (confirmed or not).
+    faces_detected: how many faces were found, detected or followed (confirmed or not).
     rejected: (track id, reason) for faces found but not measured.
     ended: ids of tracks that ended in this frame (publishers delete their frames/markers).
     reset: why all tracks were reset before this frame ("" if they were not).
     attention: what each head attends (core.attention), in the order of heads;
         empty when attention is disabled.
     events: changes of attended target in this frame.
+    searched: what the detector searched this frame ("" when every face was followed from
+        its landmarks; "image", "tile k", or both).
     timings_ms: time per stage.
     """
 
@@ -162,4 +189,5 @@ class FrameResult:
     reset: str = ""
     attention: "list[FaceAttention]" = field(default_factory=list)
     events: "list[AttentionEvent]" = field(default_factory=list)
+    searched: str = ""
     timings_ms: dict[str, float] = field(default_factory=dict)
