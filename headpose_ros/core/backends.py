@@ -19,6 +19,7 @@ from .face_model import FaceModel
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator, camera_from_ray, rotation_along_ray, rotation_covariance
 from .landmarks import FaceMesh
 from .pnp import PoseRejected, fit_translation, solve_head_pose
+from .track_state import NetworkKeyframe, TrackState
 from .types import Estimate, EstimateStatus, FaceDetections, PoseMeasurement
 
 
@@ -32,9 +33,9 @@ class PoseBackend(Protocol):
         image_rgb: np.ndarray,
         faces: FaceDetections,
         camera: CameraModel,
-        priors: Sequence[PoseMeasurement | None],
+        states: Sequence[TrackState],
     ) -> list[Estimate]:
-        """One Estimate per face, in the order of `faces`; priors: each face's previous pose, if any.
+        """One Estimate per face, in the order of `faces`; states: each face's track memory (core.track_state).
 
         image_rgb and `faces` are in the pixels of the image `camera` describes.
         """
@@ -69,7 +70,7 @@ class LandmarkPnPBackend:
     def describe(self) -> dict[str, str]:
         return {"landmarks": self.mesh.describe()}
 
-    def estimate(self, image_rgb, faces, camera, priors):
+    def estimate(self, image_rgb, faces, camera, states):
         start = time.perf_counter()
         out = []
         for i in range(len(faces)):
@@ -81,7 +82,8 @@ class LandmarkPnPBackend:
                                     f"landmark presence {presence:.2f} below threshold", points))
                 continue
             try:
-                m = solve_head_pose(points[self._fit_indices], self._model_points, camera, priors[i], self.pnp)
+                m = solve_head_pose(points[self._fit_indices], self._model_points, camera, states[i].last_pose,
+                                    self.pnp)
             except PoseRejected as exc:
                 out.append(Estimate(None, confidence, exc.status, str(exc), points))
                 continue
@@ -97,6 +99,12 @@ class LandmarkPnPBackend:
         reprojection RMS (px); raises PoseRejected when the face would be behind the camera.
         """
         return fit_translation(landmarks_px[self._fit_indices], self._model_points, camera, R, t0)
+
+
+# Beyond this |yaw| (the network's, along the viewing ray) a face's rotation is not carried by its landmarks;
+# nor once its gaze has turned this far from the keyframe's (the network then runs again).
+CARRY_MAX_YAW_DEG = 45.0
+CARRY_MAX_TURN_DEG = 10.0
 
 
 def _covariance(position_cov: np.ndarray, rotation_cov: np.ndarray) -> np.ndarray:
@@ -115,39 +123,85 @@ class NetworkBackend:
     the rotation that takes the optical axis onto that ray (from K and D).
     Covariance: rotation from the network's published error, position from
     the box-size prior.
+
+    Video: with `landmark_pnp`, the network runs on a followed face at least
+    every hopenet.keyframe_interval frames, and whenever its gaze has turned
+    more than CARRY_MAX_TURN_DEG out of the image plane since the last run; in
+    between, its last rotation is carried forward by the rotation change of the
+    face's landmark fit since then (R = R_fit_now R_fit_then^T R_net_then;
+    in-plane turns, which landmarks follow exactly, carry at any size). Faces
+    without a landmark fit, and faces turned further than CARRY_MAX_YAW_DEG
+    (where landmarks are less reliable than the network), get the network every
+    frame.
     """
 
     method = "hopenet"
     needs_landmarks = False
 
-    def __init__(self, network: HeadPoseNetEstimator, prior: BoxDistancePrior):
+    def __init__(self, network: HeadPoseNetEstimator, prior: BoxDistancePrior, config: EngineConfig,
+                 landmark_pnp: LandmarkPnPBackend | None = None):
         self.network = network
         self.prior = prior
+        self.landmark_pnp = landmark_pnp
         self.timings: dict[str, float] = {}
+        self.apply(config)
 
     def apply(self, config: EngineConfig) -> None:
-        """Nothing of the network is live: its model and prior need a restart."""
+        """Only how often the network runs is live: its model and prior need a restart."""
+        self.keyframe_interval = 1 if config.tracking.static_image_mode else config.hopenet.keyframe_interval
+        if self.landmark_pnp is not None:
+            self.landmark_pnp.apply(config)
 
     def describe(self) -> dict[str, str]:
         return {"network": self.network.describe()}
 
-    def measure(self, image_rgb, faces, camera) -> list[tuple[PoseMeasurement, np.ndarray]]:
-        """A measurement per face, and the network's own angles (n, 3) degrees, its convention."""
-        angles = self.network.estimate(image_rgb, faces.boxes)
+    def measure(self, image_rgb, faces, camera, states, fits=None) -> list[tuple[PoseMeasurement, float]]:
+        """A measurement per face, and the yaw (degrees, the network's convention) along its viewing ray.
+
+        fits: each face's landmark-fit measurement this frame, or None: with a
+        fit and a recent keyframe in its state, the network is not run for it.
+        """
+        n = len(faces)
+        fits = fits if fits is not None else [None] * n
+        carried = [self._carries(states[i], fits[i]) for i in range(n)]
+        run = [i for i in range(n) if not carried[i]]
+        angles = self.network.estimate(image_rgb, faces.boxes[run]) if run else None
         out = []
-        for i in range(len(faces)):
-            cb = angles.crop_boxes[i]
-            to_camera = camera_from_ray(camera, (cb[0] + cb[2]) / 2, (cb[1] + cb[3]) / 2)
-            R = to_camera @ rotation_along_ray(self.network.model, angles.ypr_deg[i])
+        for i in range(n):
             t, t_cov = self.prior.position(faces.boxes[i], camera)
             cov = _covariance(t_cov, rotation_covariance(self.network.model))
-            out.append((PoseMeasurement(R=R, t=t, covariance=cov), angles.ypr_deg[i]))
+            if carried[i]:
+                key = states[i].keyframe
+                key.age += 1
+                R = fits[i].R @ key.R_fit.T @ key.R_net
+                cx, cy = (faces.boxes[i, :2] + faces.boxes[i, 2:]) / 2
+                yaw = self.network.model.convention.angles_deg(camera_from_ray(camera, cx, cy).T @ R)[0]
+            else:
+                k = run.index(i)
+                cb = angles.crop_boxes[k]
+                to_camera = camera_from_ray(camera, (cb[0] + cb[2]) / 2, (cb[1] + cb[3]) / 2)
+                R = to_camera @ rotation_along_ray(self.network.model, angles.ypr_deg[k])
+                yaw = float(angles.ypr_deg[k, 0])
+                states[i].keyframe = NetworkKeyframe(R, fits[i].R, yaw) if fits[i] is not None else None
+            out.append((PoseMeasurement(R=R, t=t, covariance=cov), yaw))
         return out
 
-    def estimate(self, image_rgb, faces, camera, priors):
+    def _carries(self, state: TrackState, fit: PoseMeasurement | None) -> bool:
+        key = state.keyframe
+        if fit is None or key is None or key.age + 1 >= self.keyframe_interval or abs(key.yaw_deg) > CARRY_MAX_YAW_DEG:
+            return False
+        # How far the face has turned out of the image plane since the keyframe (its x axis, the gaze).
+        turn = np.degrees(np.arccos(np.clip(fit.R[:, 0] @ key.R_fit[:, 0], -1.0, 1.0)))
+        return turn <= CARRY_MAX_TURN_DEG
+
+    def estimate(self, image_rgb, faces, camera, states):
         start = time.perf_counter()
-        measured = self.measure(image_rgb, faces, camera)
-        self.timings = {"network": (time.perf_counter() - start) * 1e3}
+        fits = None
+        if self.landmark_pnp is not None and faces.landmarks is not None and self.keyframe_interval > 1:
+            fits = [e.measurement for e in self.landmark_pnp.estimate(image_rgb, faces, camera, states)]
+        mid = time.perf_counter()
+        measured = self.measure(image_rgb, faces, camera, states, fits)
+        self.timings = {"pnp": (mid - start) * 1e3, "network": (time.perf_counter() - mid) * 1e3}
         return [Estimate(m, float(faces.scores[i])) for i, (m, _) in enumerate(measured)]
 
 
@@ -179,15 +233,16 @@ class FusionBackend:
     def describe(self) -> dict[str, str]:
         return {**self.landmark_pnp.describe(), **self.network.describe()}
 
-    def estimate(self, image_rgb, faces, camera, priors):
+    def estimate(self, image_rgb, faces, camera, states):
         start = time.perf_counter()
-        from_network = self.network.measure(image_rgb, faces, camera)
+        from_landmarks = self.landmark_pnp.estimate(image_rgb, faces, camera, states)
         mid = time.perf_counter()
-        from_landmarks = self.landmark_pnp.estimate(image_rgb, faces, camera, priors)
-        self.timings = {"network": (mid - start) * 1e3, **self.landmark_pnp.timings}
+        from_network = self.network.measure(image_rgb, faces, camera, states,
+                                            [e.measurement for e in from_landmarks])
+        self.timings = {"network": (time.perf_counter() - mid) * 1e3, "pnp": (mid - start) * 1e3}
         out = []
-        for i, ((net, net_ypr), lm) in enumerate(zip(from_network, from_landmarks)):
-            if lm.measurement is not None and abs(net_ypr[0]) <= self.max_landmark_yaw_deg:
+        for i, ((net, net_yaw), lm) in enumerate(zip(from_network, from_landmarks)):
+            if lm.measurement is not None and abs(net_yaw) <= self.max_landmark_yaw_deg:
                 out.append(lm)
                 continue
             measurement = net

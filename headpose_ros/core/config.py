@@ -130,13 +130,17 @@ class DetectionConfig(Settings):
     max_faces: int = setting(6, "At most this many faces (the highest scoring) are processed per image.", low=1)
     min_face_size_px: float = setting(20.0, "Faces whose box is smaller than this many pixels (full-resolution "
                                       "image) are ignored.", low=0.0, live=True)
-    search_period: int = setting(10, "Video: while fewer than max_faces faces are followed, the detector searches "
-                                 "the whole image for new faces every this many frames (every frame while none is "
-                                 "followed or a tracked face is lost).", low=1, live=True)
+    search_period: int = setting(30, "Video: while some faces are followed and fewer than max_faces, the detector "
+                                 "searches the whole image for new faces every this many frames (every frame while "
+                                 "none is followed, and at once when a followed face is lost).", low=1, live=True)
     tiles: int = setting(3, "Small faces: the image is also searched in tiles x tiles zoomed tiles with the "
-                         "short-range detector, one tile every tile_period frames (still images: all at once); "
-                         "0 turns this off.", low=0, high=6)
-    tile_period: int = setting(2, "Video: frames between two tile searches.", low=1, live=True)
+                         "short-range detector (still images and no face followed: all at once); 0 turns this off.",
+                         low=0, high=6)
+    tile_period: int = setting(10, "Video, while some faces are followed and fewer than max_faces: frames between two "
+                               "tile searches (one tile each, round robin).", low=1, live=True)
+    lost_search_frames: int = setting(45, "Video: frames during which the surroundings of a lost face are searched "
+                                      "(while fewer faces are seen than before it was lost); 0: never.", low=0,
+                                      live=True)
 
 
 @dataclass(frozen=True)
@@ -201,6 +205,12 @@ class HopenetConfig(Settings):
                                     "the box height (negative is up).", low=-1.0, high=1.0)
     depth_rel_sigma: float = setting(0.10, "Relative standard deviation of the box-size distance, reported in the "
                                      "covariance.", low=0.0, low_open=True)
+    keyframe_interval: int = setting(6, "Video: the network runs on a followed face at least every this many "
+                                     "frames, and when its gaze turned 10 degrees out of the image plane since; in "
+                                     "between, its last rotation is carried forward by the change of the face's "
+                                     "landmark fit (1: every frame; faces without landmarks or turned beyond 45 "
+                                     "degrees: every frame).",
+                                     low=1, high=30, live=True)
 
 
 @dataclass(frozen=True)

@@ -71,12 +71,13 @@ class HeadPoseEngine:
         self.mesh = FaceMesh(FACE_MESH, self._runtime(models.onnx(FACE_MESH.asset), config.detection.max_faces)) \
             if needs_mesh else None
         self.backend: PoseBackend = self._make_backend(config)
-        self.finder = FaceFinder(self.detector, self._tile_detector(config), self.mesh, config)
+        self.finder = FaceFinder(self.detector, self._zoom_detector(config), self.mesh, config)
         self.tracker: FaceTracker[TrackState] = FaceTracker(
             config.tracking, track_state_factory(config.smoothing), ids_of_style(config.tracking.id_style))
         self.attention = AttentionTracker(config.attention) if config.attention.enabled else None
         self._last_stamp: float | None = None
         self._last_size: tuple[int, int] | None = None  # (width, height) of the previous image
+        self._fitted_camera: tuple | None = None  # (camera, size, fitted camera) of the previous image
 
     def _runtime(self, path: Path, max_batch: int) -> Runtime:
         """The runtime for one network, as the inference settings ask (see core.inference.create_runtime)."""
@@ -84,9 +85,9 @@ class HeadPoseEngine:
         return create_runtime(path, kind=i.engine, threads=self.config.num_threads, max_batch=max_batch,
                               fp16=i.fp16, cache_dir=i.engine_cache_dir or self._models.tensorrt_cache, log=self._log)
 
-    def _tile_detector(self, config: EngineConfig) -> FaceDetector | None:
-        """The short-range detector that searches zoomed tiles for small faces (None when tiles are off)."""
-        if config.detection.tiles <= 0:
+    def _zoom_detector(self, config: EngineConfig) -> FaceDetector | None:
+        """The short-range detector of the zoomed searches: tiles (small faces), around lost faces (video)."""
+        if config.detection.tiles <= 0 and (config.tracking.static_image_mode or self.mesh is None):
             return None
         model = DETECTORS["short_range"]
         return FaceDetector(model, self._runtime(self._models.onnx(model.asset), max_batch=1), config.detection)
@@ -94,17 +95,18 @@ class HeadPoseEngine:
     def _make_backend(self, config: EngineConfig) -> PoseBackend:
         faces = config.detection.max_faces
         landmark_pnp = network = None
-        if config.backend in ("landmarks", "fusion"):
+        if self.mesh is not None:  # fitted by landmarks and fusion; carries the network between keyframes in video
             landmark_pnp = LandmarkPnPBackend(self.mesh, load_face_model(), config)
         if config.backend in ("hopenet", "fusion"):
             h = config.hopenet
             model = HEADPOSE_NETWORKS[h.network]
             path = Path(h.model_file).expanduser() if h.model_file else self._models.onnx(model.asset)
             prior = BoxDistancePrior(h.face_width_m, h.sellion_offset, h.depth_rel_sigma)
-            network = NetworkBackend(HeadPoseNetEstimator(model, self._runtime(path, faces)), prior)
+            network = NetworkBackend(HeadPoseNetEstimator(model, self._runtime(path, faces)), prior, config,
+                                     landmark_pnp if config.backend == "hopenet" else None)
         if config.backend == "fusion":
             return FusionBackend(landmark_pnp, network, config)
-        return landmark_pnp or network
+        return network if config.backend == "hopenet" else landmark_pnp
 
     def apply(self, config: EngineConfig) -> None:
         """Switch to `config` while running; only LIVE_SETTINGS may differ from the current one.
@@ -134,8 +136,8 @@ class HeadPoseEngine:
     def describe(self) -> dict[str, str]:
         """Models and runtimes in use, for logs and diagnostics."""
         out = {"backend": self.backend.method, "detector": self.detector.describe()}
-        if self.finder.tile_detector is not None:
-            out["tile detector"] = self.finder.tile_detector.describe()
+        if self.finder.zoom_detector is not None:
+            out["zoom detector"] = self.finder.zoom_detector.describe()
         if self.mesh is not None:
             out["landmarks"] = self.mesh.describe()
         return {**out, **self.backend.describe()}
@@ -151,9 +153,17 @@ class HeadPoseEngine:
         small = shrink(image_rgb, small_w, small_h)
         return small, camera.scaled_to(small_w, small_h), np.array([w / small_w, h / small_h])
 
+    def _fitted(self, camera: CameraModel, size: tuple[int, int]) -> CameraModel:
+        """`camera` checked and fitted to an image of `size`; the same camera object again costs nothing."""
+        cached = self._fitted_camera
+        if cached is None or cached[0] is not camera or cached[1] != size:
+            self._fitted_camera = (camera, size, camera.validated().fitted_to(*size))
+        return self._fitted_camera[2]
+
     def reset(self) -> list[str]:
         """Forget every track and what each face attended; returns the ids that ended."""
         ended = [t.id for t in self.tracker.reset()]
+        self.finder.reset()
         if self.attention is not None:
             self.attention.reset()
         self._last_stamp = None
@@ -176,7 +186,7 @@ class HeadPoseEngine:
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         size = (image_rgb.shape[1], image_rgb.shape[0])
-        full_camera = camera.validated().fitted_to(*size)
+        full_camera = self._fitted(camera, size)
         image_rgb, camera, to_full = self._within_size(image_rgb, full_camera)
         reset_reason, ended = "", []
         if self._last_stamp is not None and stamp < self._last_stamp:
@@ -196,9 +206,9 @@ class HeadPoseEngine:
         clock = time.perf_counter()
 
         update = self.tracker.update(faces.boxes, found.known)
-        self.finder.remember(update.tracks, faces)
+        self.finder.remember(update.tracks, found)
         ended += [t.id for t in update.ended]
-        estimates = self.backend.estimate(image_rgb, faces, camera, [t.state.last_pose for t in update.tracks])
+        estimates = self.backend.estimate(image_rgb, faces, camera, [t.state for t in update.tracks])
         # The backend reports its own sub-stages; what remains of the lap is tracking.
         timings["track"] = max(0.0, _lap(clock) - sum(self.backend.timings.values()))
         timings.update(self.backend.timings)

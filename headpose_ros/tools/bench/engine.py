@@ -57,3 +57,29 @@ def bench_attention(frame, camera, args) -> dict:
     tracker = AttentionTracker()
     times, _ = timed(lambda i: tracker.update(heads, targets, i / 30.0), args)
     return {"faces": len(heads), "targets": len(targets), "update": stats(times)}
+
+
+def bench_video(engine, frames, camera, warmup: int) -> dict:
+    """One pass of `engine` (reset first) over a sequence at 15 Hz stamps: per-frame wall times after
+    `warmup` frames, stage means, faces published and which frames ran the detector."""
+    import time
+
+    from .sequences import RATE_HZ
+
+    engine.reset()
+    wall, stages, heads, searched = [], {}, [], {"image": 0, "tiles": 0, "none": 0}
+    for i, frame in enumerate(frames):
+        start = time.perf_counter()
+        result = engine.process(frame, camera, 1000.0 + i / RATE_HZ)
+        ms = (time.perf_counter() - start) * 1e3
+        if i < warmup:
+            continue
+        wall.append(ms)
+        heads.append(len(result.heads))
+        for stage, v in result.timings_ms.items():
+            stages.setdefault(stage, []).append(v)
+        searched["image"] += "image" in result.searched
+        searched["tiles"] += "tile" in result.searched
+        searched["none"] += not result.searched
+    return {"ms": wall, "stages_mean_ms": {s: float(np.mean(stages[s])) for s in STAGE_ORDER if s in stages},
+            "faces_mean": float(np.mean(heads)), "detector_frames": searched, "frames": len(wall)}
