@@ -28,7 +28,7 @@ def test_ids_stay_with_moving_faces_and_new_faces_get_new_ids():
 
 
 def test_confirmation_after_min_hits_and_drop_after_max_misses():
-    tracker = make_tracker(min_hits=3, max_misses=2)
+    tracker = make_tracker(min_hits=3, max_misses=2, reacquire_frames=0)
     for i in range(3):
         update = tracker.update(np.array([box(0, 0)], float))
         (track,) = update.tracks
@@ -40,6 +40,49 @@ def test_confirmation_after_min_hits_and_drop_after_max_misses():
     assert [t.id for t in dropped] == ["0001"] and tracker.tracks == []
     (track,) = tracker.update(np.array([box(0, 0)], float)).tracks
     assert track.id == "0002" and not track.confirmed
+
+
+def lose(tracker, frames):
+    ended = []
+    for _ in range(frames):
+        ended += tracker.update(np.zeros((0, 4))).ended
+    return ended
+
+
+def test_a_face_back_near_where_its_track_ended_takes_its_id_back_confirmed():
+    tracker = make_tracker(min_hits=3, max_misses=2, reacquire_frames=10)
+    for _ in range(3):
+        tracker.update(np.array([box(100, 100)], float))
+    assert [t.id for t in lose(tracker, 3)] == ["0001"]
+    lose(tracker, 5)  # 8 frames after it ended: still within reacquire_frames
+    (track,) = tracker.update(np.array([box(160, 120)], float)).tracks  # moved 60 px: no overlap left
+    assert track.id == "0001" and track.confirmed
+    assert tracker.update(np.array([box(165, 120), box(400, 300)], float)).tracks[1].id == "0002"
+
+
+def test_a_face_far_from_an_ended_track_or_too_late_gets_a_new_id():
+    tracker = make_tracker(min_hits=1, max_misses=0, reacquire_frames=3)
+    tracker.update(np.array([box(100, 100)], float))
+    lose(tracker, 1)
+    assert tracker.update(np.array([box(300, 100)], float)).tracks[0].id == "0002"  # 2 sides away
+    assert tracker.update(np.array([box(300, 100), box(100, 100, size=30)], float)).tracks[1].id == "0003"  # too small
+    tracker = make_tracker(min_hits=1, max_misses=0, reacquire_frames=3)
+    tracker.update(np.array([box(100, 100)], float))
+    lose(tracker, 4)
+    assert tracker.update(np.array([box(100, 100)], float)).tracks[0].id == "0002"
+    tracker = make_tracker(min_hits=3, max_misses=0, reacquire_frames=30)
+    tracker.update(np.array([box(100, 100)], float))  # never confirmed: not kept for reacquisition
+    lose(tracker, 1)
+    assert tracker.update(np.array([box(100, 100)], float)).tracks[0].id == "0002"
+
+
+def test_a_face_beside_a_missed_track_continues_it_when_no_box_overlaps():
+    tracker = make_tracker(min_hits=1, max_misses=3)
+    tracker.update(np.array([box(100, 100)], float))
+    lose(tracker, 2)
+    update = tracker.update(np.array([box(180, 110), box(500, 300)], float))  # IoU 0.1 with the old box
+    assert [t.id for t in update.tracks] == ["0001", "0002"] and not update.ended
+    assert update.tracks[0].misses == 0
 
 
 def test_the_tracker_refuses_settings_it_cannot_work_with():

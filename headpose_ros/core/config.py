@@ -130,11 +130,11 @@ class DetectionConfig(Settings):
     max_faces: int = setting(6, "At most this many faces (the highest scoring) are processed per image.", low=1)
     min_face_size_px: float = setting(20.0, "Faces whose box is smaller than this many pixels (full-resolution "
                                       "image) are ignored.", low=0.0, live=True)
-    search_period: int = setting(30, "Video: while some faces are followed and fewer than max_faces, the detector "
+    search_period: int = setting(10, "Video: while some faces are followed and fewer than max_faces, the detector "
                                  "searches the whole image for new faces every this many frames (every frame while "
                                  "none is followed, and at once when a followed face is lost).", low=1, live=True)
-    tiles: int = setting(3, "Small faces: the image is also searched in tiles x tiles zoomed tiles with the "
-                         "short-range detector (still images and no face followed: all at once); 0 turns this off.",
+    tiles: int = setting(2, "Small faces: the image is also searched in tiles x tiles zoomed tiles with the "
+                         "full-range detector (still images and no face followed: all at once); 0 turns this off.",
                          low=0, high=6)
     tile_period: int = setting(10, "Video, while some faces are followed and fewer than max_faces: frames between two "
                                "tile searches (one tile each, round robin).", low=1, live=True)
@@ -155,6 +155,9 @@ class TrackingConfig(Settings):
     max_misses: int = setting(5, "Consecutive frames a face may go undetected before its track (and id) is dropped.",
                               low=0, live=True)
     iou_threshold: float = unit_interval(0.3, "Minimum box overlap (IoU) for a detection to continue a track.")
+    reacquire_frames: int = setting(45, "Frames after a track ended during which a new face found near its last box "
+                                    "takes its id back, published at once (a face that turned to a profile or was "
+                                    "hidden for a moment keeps its id); 0: never.", low=0, live=True)
     id_style: str = setting("random", "Track ids: random (5 letters, as REP-155 suggests) or sequential (0001, "
                             "0002, ...).", choices=ID_STYLES)
     static_image_mode: bool = setting(False, "Treat images as unrelated stills: detect every face in every image and "

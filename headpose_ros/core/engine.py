@@ -67,11 +67,13 @@ class HeadPoseEngine:
         self.detector = FaceDetector(det_model, self._runtime(models.onnx(det_model.asset), max_batch=1),
                                      config.detection)
         # The face mesh: for the backends that fit landmarks, and for following faces in video.
-        needs_mesh = config.backend in ("landmarks", "fusion") or not config.tracking.static_image_mode
+        # And for checking what the zoomed searches find (tiles).
+        needs_landmarks = config.backend in ("landmarks", "fusion") or not config.tracking.static_image_mode
+        needs_mesh = needs_landmarks or config.detection.tiles > 0
         self.mesh = FaceMesh(FACE_MESH, self._runtime(models.onnx(FACE_MESH.asset), config.detection.max_faces)) \
             if needs_mesh else None
         self.backend: PoseBackend = self._make_backend(config)
-        self.finder = FaceFinder(self.detector, self._zoom_detector(config), self.mesh, config)
+        self.finder = FaceFinder(self.detector, self._zoom_detector(config), self.mesh, config, needs_landmarks)
         self.tracker: FaceTracker[TrackState] = FaceTracker(
             config.tracking, track_state_factory(config.smoothing), ids_of_style(config.tracking.id_style))
         self.attention = AttentionTracker(config.attention) if config.attention.enabled else None
@@ -86,10 +88,16 @@ class HeadPoseEngine:
                               fp16=i.fp16, cache_dir=i.engine_cache_dir or self._models.tensorrt_cache, log=self._log)
 
     def _zoom_detector(self, config: EngineConfig) -> FaceDetector | None:
-        """The short-range detector of the zoomed searches: tiles (small faces), around lost faces (video)."""
+        """The detector of the zoomed searches: tiles (small faces), around lost faces (video).
+
+        The full-range model: on a quarter of a 640x480 image it finds faces of
+        16 px and more, where the short-range one needs a ninth of the image for 28 px.
+        """
         if config.detection.tiles <= 0 and (config.tracking.static_image_mode or self.mesh is None):
             return None
-        model = DETECTORS["short_range"]
+        model = DETECTORS["full_range"]
+        if self.detector.model is model:
+            return self.detector
         return FaceDetector(model, self._runtime(self._models.onnx(model.asset), max_batch=1), config.detection)
 
     def _make_backend(self, config: EngineConfig) -> PoseBackend:

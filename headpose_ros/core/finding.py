@@ -8,19 +8,23 @@ landmarks.presence_threshold the face is not followed (its track misses this
 frame and ends after tracking.max_misses). The detector is a search for new
 faces, and skips faces already followed.
 
-Zoomed searches use the short-range detector on a part of the image:
+Zoomed searches run the full-range detector on a part of the image:
 
 - tiles: detection.tiles x detection.tiles tiles (each 1/tiles of the image
   plus 10% overlap) for small faces: a 24 px face in a 640x480 image is
-  about 7 px in the whole-image detector's input, too small for it, and
-  12 px in a tile's, which the short-range model finds. A tile keeps only
+  about 7 px in the whole-image search's 192x192 input, too small for it,
+  and 12 px in one of 2x2 tiles', which it finds (measured on rendered
+  faces: 16-20 px faces 9 in 10 and from 20 px all of them; the short-range
+  model on 3x3 tiles missed most faces under 28 px). A tile keeps only
   faces smaller than TILE_MAX_FACE of the image's shorter side (larger ones
   are the whole-image search's, and a face cut by a tile's edge must not
   count);
 - around a lost face: a square of LOST_REGION_SCALE times its last box,
   where a face that was hidden (or looked away) reappears.
 
-A zoomed search never replaces a face the whole image found: it only adds faces.
+A zoomed search never replaces a face the whole image found: it only adds
+faces, and only those the face mesh takes for faces (presence score): at
+that zoom the detector also fires on hands and patterns.
 
 When the detector runs (video):
 
@@ -34,8 +38,9 @@ When the detector runs (video):
   up to LOST_REGIONS_PER_FRAME a frame;
 - while fewer than detection.max_faces faces are followed: the whole image
   every detection.search_period frames and one tile every
-  detection.tile_period frames, round robin (a new face appears within
-  search_period frames, a new small one within tiles^2 x tile_period);
+  detection.tile_period frames, round robin, a tile never in the same
+  frame as the whole image (a new face appears within search_period
+  frames, a new small one within about tiles^2 x tile_period);
 - never while max_faces faces are followed.
 
 Still images (tracking.static_image_mode): every image is searched whole and
@@ -114,16 +119,19 @@ def region_around(box: np.ndarray, scale: float, width: int, height: int) -> np.
 class FaceFinder:
     """Finds the faces of each image (module docstring): follows tracked ones, searches for new ones.
 
-    detector: the whole-image detector; zoom_detector: the short-range one for
+    detector: the whole-image detector; zoom_detector: the full-range one for
     tiles and the surroundings of lost faces (None: neither); mesh: the face
-    mesh, or None when neither the backend nor following needs landmarks.
+    mesh (None: no landmarks, no following, no check of zoomed finds);
+    landmarks_wanted: every face needs its landmarks (the backend fits them, or
+    faces are followed); otherwise the mesh only checks what zoomed searches found.
     """
 
     def __init__(self, detector: FaceDetector, zoom_detector: FaceDetector | None, mesh: FaceMesh | None,
-                 config: EngineConfig):
+                 config: EngineConfig, landmarks_wanted: bool = True):
         self.detector = detector
         self.zoom_detector = zoom_detector
         self.mesh = mesh
+        self.landmarks_wanted = landmarks_wanted
         self._since_search = 0
         self._since_tile = 0
         self._next_tile = 0
@@ -163,15 +171,16 @@ class FaceFinder:
             zoomed = [self._detect_tile(image_rgb, full_scale, k) for k in tiles]
             zoomed += [self._detect_in(image_rgb, full_scale, region) for region in regions]
             searched = (["image"] if whole else []) + [f"tile {k}" for k in tiles] + ["lost face"] * len(regions)
+            n_whole = min(len(new), self.config.detection.max_faces)
             if zoomed:
                 new = self._add_zoomed(new, zoomed)
+            from_zoom = np.arange(len(new)) >= n_whole
             if len(followed) and len(new):
-                new = new.take(box_iou(new.boxes, followed.boxes).max(axis=1) < self.config.tracking.iou_threshold)
+                apart = box_iou(new.boxes, followed.boxes).max(axis=1) < self.config.tracking.iou_threshold
+                new, from_zoom = new.take(apart), from_zoom[apart]
             mid = time.perf_counter()
             detect_ms = (mid - start) * 1e3
-            if self.mesh is not None and len(new):
-                mesh = self.mesh.estimate(image_rgb, new)
-                new = new.with_landmarks(mesh.points, mesh.presence)
+            new = self._mesh_new(image_rgb, new, from_zoom)
             mesh_ms += (time.perf_counter() - mid) * 1e3
             parts.append(new)
             known = known + [None] * len(new)
@@ -194,6 +203,21 @@ class FaceFinder:
             good = rois is not None and faces.presence[i] >= threshold
             track.state.roi = FaceRois(rois.centres[i:i + 1], rois.sides[i:i + 1], rois.angles[i:i + 1]) if good else None
             track.state.followed = track.state.followed or good
+
+    def _mesh_new(self, image_rgb: np.ndarray, new: FaceDetections, from_zoom: np.ndarray) -> FaceDetections:
+        """The new faces with their landmarks (when wanted); those only a zoomed search found must also
+        pass the mesh's presence score: at 2 or 3 times the zoom, hands and patterns pass for faces."""
+        if self.mesh is None or not len(new):
+            return new
+        threshold = self.config.landmarks.presence_threshold
+        if self.landmarks_wanted:
+            mesh = self.mesh.estimate(image_rgb, new)
+            return new.with_landmarks(mesh.points, mesh.presence).take(~from_zoom | (mesh.presence >= threshold))
+        if not from_zoom.any():
+            return new
+        keep = np.ones(len(new), bool)
+        keep[from_zoom] = self.mesh.estimate(image_rgb, new.take(from_zoom)).presence >= threshold
+        return new.take(keep)
 
     # -- following ------------------------------------------------------------------------------
 
@@ -240,7 +264,7 @@ class FaceFinder:
             return False, [], []
         whole = lost_now > 0 or self._since_search >= d.search_period
         tiles = []
-        if n_tiles and self._since_tile >= d.tile_period:
+        if n_tiles and self._since_tile >= d.tile_period and not whole:  # one search a frame: a tile waits
             tiles = [self._next_tile % n_tiles]
             self._next_tile += 1
             self._since_tile = 0
