@@ -86,8 +86,9 @@ help:
 	@echo "  test    setup, then run the test suite: .venv/bin/python -m pytest test -ra"
 	@echo "          (more pytest arguments: make test PYTEST_ARGS='-k pnp -x')"
 	@echo "  demo    setup, then 'headpose-ros demo' (make demo BACKEND=hopenet, DEMO_ARGS='--help')"
-	@echo "  eval    setup, then render a ground-truth set (out/synth), evaluate every backend on it"
-	@echo "          and check consistency on real photos: tables and plots in out/eval/"
+	@echo "  eval    setup, then render ground-truth sets (out/synth: photos, out/synth_video: video),"
+	@echo "          evaluate every backend on them and check consistency on real photos: tables and"
+	@echo "          plots in out/eval/"
 	@echo "          (EVAL_DATASET=/path/to/AFLW2000 also evaluates a dataset of yours)"
 	@echo "  bench   setup, then 'headpose-ros bench': timings, tables and a chart in out/bench/"
 	@echo "  clean   remove .venv/ and build leftovers (the model cache outside the tree stays)"
@@ -196,16 +197,20 @@ demo: setup
 
 # --- eval / bench -----------------------------------------------------------------
 
-# The ground-truth set is rendered once per setting (delete out/synth to redo it).
+# The ground-truth sets are rendered once per setting (delete out/synth, out/synth_video to redo them).
 SYNTH_COUNT ?= 300
 SYNTH_SEED ?= 0
 EVAL_DATASET ?=
 out/synth/labels.json: | setup
 	$(RUN) $(VENV)/bin/headpose-ros synth --out out/synth --count $(SYNTH_COUNT) --seed $(SYNTH_SEED)
 
-eval: setup out/synth/labels.json
+out/synth_video/labels.json: | setup
+	$(RUN) $(VENV)/bin/headpose-ros synth --video --out out/synth_video --seed $(SYNTH_SEED)
+
+eval: setup out/synth/labels.json out/synth_video/labels.json
 	$(RUN) $(VENV)/bin/headpose-ros eval out/synth --out out/eval/synth
 	$(RUN) $(VENV)/bin/headpose-ros eval --consistency --out out/eval/consistency
+	$(RUN) $(VENV)/bin/headpose-ros eval out/synth_video --out out/eval/video
 	@if [ -n "$(EVAL_DATASET)" ]; then \
 	  $(RUN) $(VENV)/bin/headpose-ros eval "$(EVAL_DATASET)" --out out/eval/dataset; fi
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Callable
 
 from ..core.camera import CameraModelError
-from ..core.config import still_image_config
+from ..core.config import EngineConfig, still_image_config, with_values
 from ..core.engine import HeadPoseEngine
 from ..pipeline import create_engine
 from .datasets import Dataset, DatasetError
@@ -16,6 +16,12 @@ def make_engines(backends: list[str], values: dict | None = None,
                  log: Callable[[str], None] = lambda line: None) -> dict[str, HeadPoseEngine]:
     """One still-image engine per backend, with dotted-name setting `values` on top."""
     return {b: create_engine(still_image_config({**(values or {}), "backend": b}), log=log) for b in backends}
+
+
+def make_video_engines(backends: list[str], values: dict | None = None,
+                       log: Callable[[str], None] = lambda line: None) -> dict[str, HeadPoseEngine]:
+    """One engine per backend with the node's defaults (video mode: tracking, smoothing), `values` on top."""
+    return {b: create_engine(with_values(EngineConfig(), {**(values or {}), "backend": b}), log=log) for b in backends}
 
 
 def evaluate(dataset: Dataset, engines: dict[str, HeadPoseEngine],

@@ -1,13 +1,16 @@
 """``headpose-ros eval``: accuracy of every backend on a dataset, or consistency on real photos.
 
-    headpose-ros eval DATASET [--format auto|aflw2000|biwi|folder] [--backends ...] [--out DIR]
+    headpose-ros eval DATASET [--format auto|aflw2000|biwi|folder|video] [--backends ...] [--out DIR]
     headpose-ros eval --consistency [--photos astronaut,obama,...] [--backends ...] [--out DIR]
+    headpose-ros eval VIDEO_SET [--sequences turn,walk,...] [--backends ...] [--out DIR]
 
 DATASET is an AFLW2000-3D folder, a BIWI database folder or cropped-face
 .npz, or a folder in this package's format (what ``headpose-ros synth``
 writes). Writes eval.json, eval.md and error_vs_yaw.png (or consistency.json
-and consistency.md) into --out, and prints the tables. Metrics and protocols:
-headpose_ros.evaluation.
+and consistency.md) into --out, and prints the tables. A video set (what
+``headpose-ros synth --video`` writes) is played through the tracking engine
+in order instead: video.json, video.md and video.png. Metrics and protocols:
+headpose_ros.evaluation (video: evaluation.video_eval).
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ DEFAULT_BACKENDS = "landmarks,hopenet,fusion"
 
 def add_arguments(parser) -> None:
     parser.add_argument("dataset", nargs="?", type=Path, help="dataset folder or file (not with --consistency)")
-    parser.add_argument("--format", default="auto", help="auto (default), aflw2000, biwi or folder")
+    parser.add_argument("--format", default="auto", help="auto (default), aflw2000, biwi, folder or video")
     parser.add_argument("--consistency", action="store_true",
                         help="flip, in-plane rotation and jitter on the sample photos instead of a dataset")
     parser.add_argument("--photos", default="", help="--consistency: comma-separated sample photos (default: all)")
@@ -36,22 +39,24 @@ def add_arguments(parser) -> None:
                              "intrinsics (default: focal length = image width, 53.1 deg)")
     parser.add_argument("--engine", default="onnxruntime", help="onnxruntime (default), tensorrt or auto")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per network (default: 2)")
+    parser.add_argument("--sequences", default="", help="video set: comma-separated sequences (default: all)")
     parser.add_argument("--jitter-frames", type=int, default=30, help="--consistency: noisy copies per photo")
 
 
-def _engines(args):
+def _engines(args, video: bool = False):
     from ..assets import AssetError
     from ..core.config import BACKENDS
     from ..core.engine import ConfigError
     from ..core.inference import InferenceError
-    from ..evaluation.runner import make_engines
+    from ..evaluation.runner import make_engines, make_video_engines
 
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     unknown = [b for b in backends if b not in BACKENDS]
     if unknown or not backends:
         raise CommandError(f"unknown backend(s) {', '.join(unknown) or '(none given)'} (choose {', '.join(BACKENDS)})")
     try:
-        return make_engines(backends, {"num_threads": args.threads, "inference.engine": args.engine})
+        return (make_video_engines if video else make_engines)(
+            backends, {"num_threads": args.threads, "inference.engine": args.engine})
     except (ConfigError, InferenceError, AssetError) as exc:
         raise CommandError(str(exc)) from None
 
@@ -68,6 +73,10 @@ def run(args) -> int:
         return run_consistency(args)
     if args.dataset is None:
         raise CommandError("give a dataset folder (or file), or --consistency")
+    from ..evaluation.video_eval import is_video_set
+
+    if args.format == "video" or (args.format == "auto" and is_video_set(args.dataset)):
+        return run_video(args)
     from ..evaluation.datasets import NOMINAL_FOV_DEG, DatasetError, read_dataset
     from ..evaluation.report import write_eval
     from ..evaluation.runner import evaluate
@@ -84,13 +93,22 @@ def run(args) -> int:
         outcomes = evaluate(dataset, engines, _progress)
     except DatasetError as exc:
         raise CommandError(str(exc)) from None
-    meta = {"command": "headpose-ros eval " + " ".join(sys.argv[2:]), "seconds": round(time.perf_counter() - start, 1),
+    result = write_eval(args.out, dataset, outcomes, _meta(engines, start))
+    return _report(args.out, "eval", result["plot_skipped"], "error_vs_yaw.png")
+
+
+def _meta(engines, start: float) -> dict:
+    """What every eval output records of its run: the command, how long it took, the engines."""
+    return {"command": "headpose-ros eval " + " ".join(sys.argv[2:]), "seconds": round(time.perf_counter() - start, 1),
             "engines": {b: e.describe() for b, e in engines.items()}}
-    result = write_eval(args.out, dataset, outcomes, meta)
-    print((args.out / "eval.md").read_text())
-    if result["plot_skipped"]:
-        print(f"plot skipped: {result['plot_skipped']}", file=sys.stderr)
-    print(f"wrote {args.out}/eval.json, eval.md" + ("" if result["plot_skipped"] else ", error_vs_yaw.png"))
+
+
+def _report(out: Path, stem: str, plot_skipped: str | None, plot: str) -> int:
+    """Print `stem`.md's tables and what was written (the plot, or why not)."""
+    print((out / f"{stem}.md").read_text())
+    if plot_skipped:
+        print(f"plot skipped: {plot_skipped}", file=sys.stderr)
+    print(f"wrote {out}/{stem}.json, {stem}.md" + ("" if plot_skipped else f", {plot}"))
     return 0
 
 
@@ -120,3 +138,20 @@ def run_consistency(args) -> int:
     print(table)
     print(f"wrote {args.out}/consistency.json, consistency.md")
     return 0
+
+
+def run_video(args) -> int:
+    from ..evaluation.datasets import DatasetError
+    from ..evaluation.video_eval import evaluate_video, read_video_set, write_video_eval
+
+    try:
+        video = read_video_set(args.dataset, [n.strip() for n in args.sequences.split(",") if n.strip()])
+        engines = _engines(args, video=True)
+        print(f"{video.name}: {len(video.sequences)} sequences at {video.rate_hz:g} Hz; backends "
+              f"{', '.join(engines)}", file=sys.stderr)
+        start = time.perf_counter()
+        results = evaluate_video(video, engines, lambda line: print(f"  {line}", file=sys.stderr, flush=True))
+    except DatasetError as exc:
+        raise CommandError(str(exc)) from None
+    result = write_video_eval(args.out, video, results, _meta(engines, start))
+    return _report(args.out, "video", result["plot_skipped"], "video.png")

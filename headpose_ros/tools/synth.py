@@ -1,9 +1,11 @@
 """``headpose-ros synth``: a ground-truth head-pose set rendered from real photos (see evaluation.synth).
 
     headpose-ros synth --out out/synth [--count 300] [--seed 0] [--fov 60] ...
+    headpose-ros synth --video --out out/synth_video [--scenarios turn,walk,...] [--seed 0]
 
 Writes images/, camera_info.yaml and labels.json (the format ``headpose-ros
-eval`` reads) into --out.
+eval`` reads) into --out. With --video: sequences of frames at 15 Hz with
+every head's exact truth in every frame (evaluation.video_synth).
 """
 
 from __future__ import annotations
@@ -20,6 +22,11 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--out", type=Path, default=Path("out/synth"), help="output folder (default: out/synth)")
     parser.add_argument("--photos", default="", help="comma-separated source photos (default: the frontal portraits)")
+    parser.add_argument("--video", action="store_true",
+                        help="render video sequences (turn, walk, three, glance, still) instead of single photos")
+    parser.add_argument("--scenarios", default="", help="--video: comma-separated sequences (default: all)")
+    parser.add_argument("--frames", type=int, default=0, help="--video: at most this many frames a sequence "
+                        "(default: all)")
     defaults = SynthSettings()
     for f in fields(SynthSettings):
         parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
@@ -42,7 +49,18 @@ def run(args) -> int:
 
     start = time.perf_counter()
     try:
-        labels = synthesize(args.out, settings, photo, names)
+        if args.video:
+            from ..evaluation.video_synth import SCENARIOS, VideoSettings, synthesize_video
+
+            scenarios = tuple(n.strip() for n in args.scenarios.split(",") if n.strip()) or SCENARIOS
+            unknown = [n for n in scenarios if n not in SCENARIOS]
+            if unknown:
+                raise CommandError(f"unknown scenario(s) {', '.join(unknown)} (choose {', '.join(SCENARIOS)})")
+            video = VideoSettings(width=settings.width, height=settings.height, fov_deg=settings.fov_deg,
+                                  seed=settings.seed, max_frames=max(0, args.frames))
+            labels = synthesize_video(args.out, video, photo, scenarios, names)
+        else:
+            labels = synthesize(args.out, settings, photo, names)
     except (assets.AssetError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     print(f"wrote {labels} and its images in {time.perf_counter() - start:.1f} s")
