@@ -50,3 +50,25 @@ def test_bench_writes_a_table_and_a_chart(bench_out):
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     image = cv2.imread(str(png))
     assert image is not None and image.shape[1] > 300
+
+
+@pytest.mark.slow
+def test_bench_times_steady_state_tracking_on_video_against_mediapipe(bench_out):
+    _, out = bench_out
+    video = json.loads((out / "bench.json").read_text())["video"]
+    one = video["sequences"]["1"]
+    for variant in ("landmarks", "landmarks (max_faces 1)", "hopenet", "fusion"):
+        r = one["backends"][variant]
+        d = r["detector_frames"]
+        assert d["image"] + d["none"] <= r["frames_timed"] and d["none"] > 0, (variant, d)
+        assert r["faces_mean"] > 0.9 and r["stages_mean_ms"]["landmarks"] > 0, variant
+    # Told the face count, a backend stops searching once it follows the face: almost no detector runs.
+    assert one["backends"]["landmarks (max_faces 1)"]["detector_frames"]["image"] <= 2
+    assert video["sequences"]["3"]["backends"]["landmarks"]["faces_mean"] > 2.5
+    if "skipped" in video.get("mediapipe", {}):  # its wheel could not be installed here: said, and only it skipped
+        assert video["mediapipe"]["skipped"]
+    else:
+        assert one["mediapipe"]["faces_mean"] > 0.9
+        assert one["backends"]["landmarks"]["vs_mediapipe"]["ratio"] > 0
+    table = (out / "bench.md").read_text()
+    assert "## Video: steady-state tracking" in table and "| demo (1 face) | `landmarks (max_faces 1)` |" in table

@@ -15,14 +15,16 @@ def _quiet(line: str) -> None:
 
 
 def bench_engine(frame, camera, args, backend: str, engine_kind: str) -> dict:
-    """One backend on one inference engine, --frames calls on `frame`: stages, end to end, faces, threads."""
-    from ...core.config import EngineConfig, with_values
+    """One backend on one inference engine, --frames calls on `frame` as still images (every call
+    searched whole and in every tile, nothing followed: what `predict` and `eval` do): stages, end to
+    end, faces, threads. Video is bench_video's."""
+    from ...core.config import still_image_config
     from ...pipeline import create_engine
 
     before = threads_before()
-    engine = create_engine(with_values(EngineConfig(), {
+    engine = create_engine(still_image_config({
         "backend": backend, "num_threads": args.threads, "detection.model": args.detector,
-        "inference.engine": engine_kind, "tracking.min_hits": 1}), log=_quiet)
+        "inference.engine": engine_kind}), log=_quiet)
     wall, results = timed(lambda i: engine.process(frame, camera, i / 30.0), args)
     per_stage: dict[str, list[float]] = {}
     for result in results:

@@ -67,6 +67,33 @@ def _stage_table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def video_table(results: dict) -> str:
+    """Steady-state tracking per sequence: each variant's mean ms per frame, its ratio to MediaPipe
+    (median of the passes, each against the MediaPipe pass right after it), the frames that ran the
+    detector, and the stage means."""
+    video = results.get("video")
+    if not video:
+        return ""
+    lines = ["| sequence | variant | ms per frame | vs MediaPipe (passes) | detector: whole image / tile / none "
+             "(frames) | " + " | ".join(STAGE_ORDER) + " |",
+             "|---|---|---|---|---|" + "---|" * len(STAGE_ORDER)]
+    for seq in video["sequences"].values():
+        mp = seq.get("mediapipe")
+        if mp:
+            lines.append(f"| {seq['name']} | MediaPipe {mp['version']} face mesh + solvePnP | {mp['mean_ms']:.2f} "
+                         "| 1.00 | (its own) |" + " |" * len(STAGE_ORDER))
+        for variant, r in seq["backends"].items():
+            vs = r.get("vs_mediapipe")
+            ratio = (f"**{vs['ratio']:.2f}x** ({', '.join(f'{x:.2f}' for x in vs['pass_ratios'])})"
+                     if vs else "-")
+            d = r["detector_frames"]
+            stages = [f"{r['stages_mean_ms'][s]:.2f}" if s in r["stages_mean_ms"] else "-" for s in STAGE_ORDER]
+            lines.append(f"| {seq['name']} | `{variant}` | {r['mean_ms']:.2f} | {ratio} "
+                         f"| {d['image']} / {d['tiles']} / {d['none']} of {r['frames_timed']} | "
+                         + " | ".join(stages) + " |")
+    return "\n".join(lines)
+
+
 def markdown(results: dict) -> str:
     """bench.md: the machine, the threads, the command, then the end-to-end and the stage tables."""
     m, t = results["machine"], results["threads"]
@@ -79,7 +106,9 @@ def markdown(results: dict) -> str:
              f"Threads: {t['intra_op_per_network']} intra-op{inter} per ONNX Runtime network, "
              f"{t['litert_per_interpreter']} per LiteRT interpreter (baselines); os.cpu_count() = {t['cpu_count']}.",
              f"Frames: {results['frame']}, {results['detector']} detector. Command: `{results['command']}`", "",
-             "## End to end, median / p90 ms (frames/s at the median)", "", summary_table(results), "",
+             "## Still images, end to end, median / p90 ms (frames/s at the median)", "",
+             "Each frame searched whole and in every tile, nothing followed (`predict`, `eval`; "
+             "tracking.static_image_mode).", "", summary_table(results), "",
              f"Naive: {NAIVE_WHAT}." if "skipped" not in results["naive"]
              else f"Naive baselines: skipped ({results['naive']['skipped']}).", "",
              "## Stages, median ms", "", _stage_table(results), ""]
@@ -100,6 +129,16 @@ def markdown(results: dict) -> str:
         parts.append(f"- Through ROS ({ros['engine']}, {ros['answered']} of {ros['published']} answered): "
                      f"publish -> /tf {_cell(ros['publish_to_tf'])}, "
                      f"publish -> ~/heads {_cell(ros['publish_to_heads'])}.")
+    video = results.get("video")
+    if video:
+        mp_skipped = video.get("mediapipe", {}).get("skipped")
+        parts += ["", "## Video: steady-state tracking at 15 Hz, mean ms per frame", "",
+                  f"{video['rounds']} passes of each variant on the same frames ({video['engine']}), each followed "
+                  "by a pass of MediaPipe's own face mesh (legacy FaceMesh, static_image_mode=False, max_num_faces "
+                  "= the face count) plus cv2.solvePnP; the first "
+                  f"{video['warmup_frames']} frames of each pass untimed. A variant `(max_faces n)` is told the "
+                  "face count, as MediaPipe is; the default (max_faces 6) keeps searching for new faces."
+                  + (f" MediaPipe skipped: {mp_skipped}." if mp_skipped else ""), "", video_table(results), ""]
     return "\n".join(parts) + "\n"
 
 
