@@ -41,9 +41,34 @@ def test_rigid_subset_excludes_mouth_and_eyelids():
 
 @pytest.mark.slow
 def test_committed_model_is_reproducible(prepared_assets):
-    """Re-deriving from the photos and the mesh model gives the committed numbers."""
-    from headpose_ros.tools import derive_face_model
+    """Re-deriving from the photos, the mesh model and the network gives the committed numbers."""
+    from headpose_ros.tools import derive_face_model as derive
 
-    points, mirror = derive_face_model.derive(derive_face_model.collect_meshes())
-    assert np.array_equal(mirror, FACE.mirror)
-    assert np.abs(points / 1000 - FACE.points).max() < 0.5e-3  # half a millimetre
+    points, mirror = derive.derive(derive.collect_meshes())
+    rigid = fm.rigid_mask(points, mirror)
+    pitch, spread = derive.frontal_pitch_deg(points, rigid, derive.collect_frontal_views())
+    assert np.array_equal(mirror, FACE.mirror) and np.array_equal(rigid, FACE.rigid)
+    assert -6 < pitch < 0 and spread < 6  # the oval's normal is a few degrees off the 300W-LP frontal
+    assert np.abs(derive.turned_about_y(points, pitch) / 1000 - FACE.points).max() < 0.5e-3  # half a millimetre
+
+
+def test_frontal_turn_is_recovered_from_views_of_known_turn():
+    """frontal_pitch_deg finds the turn between the model's axes and the views' frontal, by mirror symmetry."""
+    from headpose_ros.tools import derive_face_model as derive
+    from transforms3d import euler
+
+    from headpose_ros.core.rotation import camera_from_yaw_pitch_roll_deg
+
+    points_mm = FACE.points * 1000
+    views = []
+    for yaw in (-20, 0, 20):
+        R_model = camera_from_yaw_pitch_roll_deg(yaw, 10, 0)
+        # What a network with a frontal 4 deg below the model's would read: the model turned by -4 in pitch.
+        R_net = R_model @ euler.euler2mat(0.0, np.radians(-4.0), 0.0, "rzyx")  # about the face's own y
+        mesh = 3.0 * points_mm @ R_model.T + [320, 240, 0]
+        views.append((mesh, R_net))
+    pitch, spread = derive.frontal_pitch_deg(points_mm, FACE.rigid, views)
+    assert pitch == pytest.approx(-4.0, abs=1e-6) and spread < 1e-6
+    turned = derive.turned_about_y(points_mm, pitch)
+    # In the turned axes the same views read as the network does.
+    assert derive.frontal_pitch_deg(turned, FACE.rigid, views)[0] == pytest.approx(0.0, abs=1e-6)

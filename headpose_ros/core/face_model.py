@@ -7,13 +7,21 @@ Where the numbers come from (`headpose_ros/data/face_model.csv`, written by
 ``python -m headpose_ros.tools.derive_face_model``): the MediaPipe face-mesh
 model's own 3D output on the sample photos (12 faces from 7 photos, each also
 mirrored), aligned by generalised Procrustes, averaged and made exactly
-mirror-symmetric. Axes: y is the normal of the symmetry plane, x the normal of
-the plane fitted to the face oval (the mesh's outer contour), z = x × y.
-Scale: the distance between the eye centres (the mean of each eye's 16 contour
-landmarks) is set to 63 mm, the mean adult interpupillary distance
-(Dodgson 2004, "Variation and extrema of human interpupillary distance").
-With this frame, frontal portraits read as pitch +5° to +10° (their heads are
-slightly lowered relative to the face oval's normal).
+mirror-symmetric. Scale: the distance between the eye centres (the mean of
+each eye's 16 contour landmarks) is set to 63 mm, the mean adult
+interpupillary distance (Dodgson 2004, "Variation and extrema of human
+interpupillary distance").
+
+Axes: y is the normal of the symmetry plane; x is "facing the camera
+squarely" as the 300W-LP / AFLW2000-3D labels define it, which every
+head-pose network is trained on; z = x × y. The face oval's normal (the
+geometric "forward" of the mesh) is 3.0° off that in pitch, so x is the
+oval's normal turned about y by the mean rotation between the model fitted to
+the mesh (by similarity, over the rigid landmarks) and WHENet's reading, on
+the 23 faces of the sample photos and their mirror images (standard deviation
+3.6° per face). Both are relative to each face's viewing direction, so no
+camera is assumed. ``rigid`` is stored with the points: it was chosen in the
+oval's axes ("at or above the nose base"), and the turn must not change it.
 """
 
 from __future__ import annotations
@@ -87,10 +95,10 @@ def similarity_align(target: np.ndarray, source: np.ndarray) -> tuple[float, np.
 
 @lru_cache(maxsize=4)
 def load_face_model(path: str | None = None) -> FaceModel:
-    """Read the face model CSV (index, x_mm, y_mm, z_mm, mirror_index)."""
+    """Read the face model CSV (index, x_mm, y_mm, z_mm, mirror_index, rigid)."""
     table = np.loadtxt(path or DATA_FILE, delimiter=",", comments="#", ndmin=2)
-    if table.shape != (468, 5) or not np.array_equal(table[:, 0], np.arange(468)):
-        raise ValueError(f"{path or DATA_FILE}: expected 468 rows of index, x_mm, y_mm, z_mm, mirror_index")
+    if table.shape != (468, 6) or not np.array_equal(table[:, 0], np.arange(468)):
+        raise ValueError(f"{path or DATA_FILE}: expected 468 rows of index, x_mm, y_mm, z_mm, mirror_index, rigid")
     points = table[:, 1:4] / 1000.0
     mirror = table[:, 4].astype(int)
-    return FaceModel(points=points, mirror=mirror, rigid=rigid_mask(points, mirror))
+    return FaceModel(points=points, mirror=mirror, rigid=table[:, 5] > 0)

@@ -4,6 +4,12 @@ Run ``python -m headpose_ros.tools.derive_face_model [-o PATH]`` after
 ``make setup``. The method is documented in ``headpose_ros.core.face_model``;
 this module is its executable form, kept so that the committed numbers can be
 reproduced and checked (test/test_face_model.py re-derives and compares).
+
+Two steps: the shape (``derive``: Procrustes mean of the meshes, mirror
+symmetry, metric scale, axes from the symmetry plane and the face oval), then
+its frontal (``frontal_pitch_deg``): the oval's normal is turned about the
+face's y axis until a face the 300W-LP network (WHENet) reads as frontal is
+frontal for the model too.
 """
 
 from __future__ import annotations
@@ -106,17 +112,78 @@ def derive(pairs) -> tuple[np.ndarray, np.ndarray]:
     return points, mirror
 
 
-def write_csv(path: Path, points: np.ndarray, mirror: np.ndarray, num_faces: int) -> None:
+def collect_frontal_views(photos=PHOTOS) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per face of the photos and of their mirror images: its mesh (468, 3) and WHENet's rotation (3, 3).
+
+    Both are relative to the face's viewing direction, so no camera is
+    assumed: the mesh is a weak-perspective 3D shape in image axes (u right,
+    v down, depth away: the optical frame's axes), and the network's angles
+    describe the face as its centred crop shows it (core.headpose_net).
+    """
+    import cv2
+
+    from .. import assets
+    from ..core.headpose_net import HeadPoseNetEstimator, rotation_along_ray
+    from ..core.inference import OnnxRuntime
+    from ..core.models import WHENET
+    from ..pipeline import face_stages
+
+    detector, mesh = face_stages()
+    network = HeadPoseNetEstimator(WHENET, OnnxRuntime(assets.ModelStore().onnx(WHENET.asset), threads=2))
+    views = []
+    for name in photos:
+        image = cv2.cvtColor(cv2.imread(str(assets.photo_path(name))), cv2.COLOR_BGR2RGB)
+        for view in (image, np.ascontiguousarray(image[:, ::-1])):
+            found = detector.detect(view)
+            points = mesh.estimate(view, found).points.astype(np.float64)
+            angles = network.estimate(view, found.boxes).ypr_deg
+            views += [(p, rotation_along_ray(WHENET, a)) for p, a in zip(points, angles)]
+    return views
+
+
+def frontal_pitch_deg(points_mm: np.ndarray, rigid: np.ndarray, views) -> tuple[float, float]:
+    """The turn (degrees, about the face's y axis) from the model's x axis to the network's frontal.
+
+    For each view, the model is aligned to the mesh over its rigid landmarks
+    (similarity, as evaluation.synth fits faces), and the rotation from that
+    fitted frame to the network's is taken; its mean (chordal, projected onto
+    rotations about y: by the mirror images, the turn about the other axes
+    averages out) is the answer. Returns it and the standard deviation of the
+    per-view pitch turns, degrees.
+    """
+    from transforms3d import euler
+
+    turns = []
+    for mesh_points, R_net in views:
+        _, R_fit, _ = fm.similarity_align(mesh_points[rigid], points_mm[rigid])
+        turns.append(R_fit.T @ R_net)
+    mean = np.mean(turns, axis=0)
+    # Rotation about y closest to the chordal mean: its angle from the xz block.
+    pitch = float(np.degrees(np.arctan2(mean[0, 2] - mean[2, 0], mean[0, 0] + mean[2, 2])))
+    per_view = [np.degrees(euler.mat2euler(T, "rzyx")[1]) for T in turns]
+    return pitch, float(np.std(per_view))
+
+
+def turned_about_y(points: np.ndarray, pitch_deg: float) -> np.ndarray:
+    """The same points (n, 3) expressed in axes turned by pitch_deg about y (x toward -z for > 0)."""
+    a = np.radians(pitch_deg)
+    Ry = np.array([[np.cos(a), 0.0, np.sin(a)], [0.0, 1.0, 0.0], [-np.sin(a), 0.0, np.cos(a)]])
+    return points @ Ry
+
+
+def write_csv(path: Path, points: np.ndarray, mirror: np.ndarray, rigid: np.ndarray, num_faces: int,
+              pitch_deg: float, num_views: int) -> None:
     header = (
         "Metric 3D face model for landmark PnP, REP-155 face frame: origin at the sellion\n"
-        "(mesh landmark 168), x out of the face, y to the person's left, z up; millimetres.\n"
+        "(mesh landmark 168), x out of the face (the 300W-LP frontal), y to the person's left, z up; millimetres.\n"
         f"Derived by `python -m headpose_ros.tools.derive_face_model` from the MediaPipe face mesh's\n"
         f"3D output on {num_faces} faces of the sample photos and their mirror images; eye centres 63 mm apart.\n"
-        "Columns: index, x_mm, y_mm, z_mm, mirror_index"
+        f"Frontal: the face oval's normal turned by {pitch_deg:+.2f} deg about y, WHENet's mean reading on {num_views} views.\n"
+        "Columns: index, x_mm, y_mm, z_mm, mirror_index, rigid (1: fitted by PnP)"
     )
-    rows = np.column_stack([np.arange(468), points, mirror])
+    rows = np.column_stack([np.arange(468), points, mirror, rigid.astype(int)])
     tmp = path.with_suffix(".tmp")
-    np.savetxt(tmp, rows, delimiter=",", header=header, fmt=["%d", "%.3f", "%.3f", "%.3f", "%d"])
+    np.savetxt(tmp, rows, delimiter=",", header=header, fmt=["%d", "%.3f", "%.3f", "%.3f", "%d", "%d"])
     tmp.replace(path)
 
 
@@ -126,8 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     pairs = collect_meshes()
     points, mirror = derive(pairs)
-    write_csv(args.output, points, mirror, len(pairs))
-    print(f"wrote {args.output} from {len(pairs)} faces")
+    rigid = fm.rigid_mask(points, mirror)
+    views = collect_frontal_views()
+    pitch, spread = frontal_pitch_deg(points, rigid, views)
+    write_csv(args.output, turned_about_y(points, pitch), mirror, rigid, len(pairs), pitch, len(views))
+    print(f"wrote {args.output} from {len(pairs)} faces; frontal turned {pitch:+.2f} deg "
+          f"(sd {spread:.2f} over {len(views)} views)")
     return 0
 
 
