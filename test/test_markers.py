@@ -33,7 +33,7 @@ def header() -> Header:
 
 
 def head(track_id="0001", ypr=(20.0, -10.0, 5.0), t=(0.1, -0.05, 1.2)) -> HeadPose:
-    return HeadPose(track_id=track_id, R=camera_from_yaw_pitch_roll_deg(*ypr), t=np.array(t), covariance=-np.eye(6),
+    return HeadPose(track_id=track_id, R=camera_from_yaw_pitch_roll_deg(*ypr, position=np.array(t)), t=np.array(t), covariance=-np.eye(6),
                     box=np.array([250.0, 140.0, 390.0, 300.0]), confidence=0.9, method="landmarks")
 
 

@@ -35,7 +35,7 @@ def header(frame_id: str = FRAME) -> Header:
 
 def head(track_id="0001", ypr=(20.0, -10.0, 5.0), t=(0.1, -0.05, 1.2), box=(250.0, 140.0, 390.5, 300.2),
          confidence=0.87, method="landmarks") -> HeadPose:
-    return HeadPose(track_id=track_id, R=camera_from_yaw_pitch_roll_deg(*ypr), t=np.array(t),
+    return HeadPose(track_id=track_id, R=camera_from_yaw_pitch_roll_deg(*ypr, position=np.array(t)), t=np.array(t),
                     covariance=np.arange(36, dtype=float).reshape(6, 6), box=np.array(box),
                     confidence=confidence, method=method)
 

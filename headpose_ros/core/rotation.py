@@ -28,21 +28,39 @@ GAZE_IN_FACE = np.array([
 ])
 
 
-def yaw_pitch_roll_deg(camera_from_face: np.ndarray) -> np.ndarray:
+def line_of_sight(position: np.ndarray | None) -> np.ndarray:
+    """(3, 3) the smallest rotation taking the optical axis onto the ray from the camera to `position` (3,) m.
+
+    The identity without a usable position (None, zero, non-finite or behind the camera).
+    """
+    if position is None:
+        return np.eye(3)
+    p = np.asarray(position, dtype=np.float64)
+    if not np.all(np.isfinite(p)) or p[2] <= 0:
+        return np.eye(3)
+    return rotation_between(np.array([0.0, 0.0, 1.0]), p)
+
+
+def yaw_pitch_roll_deg(camera_from_face: np.ndarray, position: np.ndarray | None = None) -> np.ndarray:
     """(3,) yaw, pitch, roll in degrees of a face orientation in the camera optical frame.
 
-    The rotation relative to FACING_CAMERA is decomposed as Rz(yaw) Ry(pitch)
-    Rx(roll) about the face's own axes (see msg/HeadPose.msg): yaw > 0 turns
-    to the person's left, pitch > 0 looks down, roll > 0 tilts toward the
-    person's right shoulder (counter-clockwise in the image).
+    Zero is facing the camera: the face's x axis pointing back along the line
+    of sight from the camera to `position` (the face's sellion, metres), with
+    the face's z axis in the plane of that line and the camera's y axis, up.
+    Without a position the line of sight is the optical axis (reference
+    FACING_CAMERA). The rotation relative to that reference is decomposed as
+    Rz(yaw) Ry(pitch) Rx(roll) about the face's own axes (see msg/HeadPose.msg):
+    yaw > 0 turns to the person's left, pitch > 0 looks down, roll > 0 tilts
+    toward the person's right shoulder (counter-clockwise in the image).
     """
-    relative = FACING_CAMERA.T @ camera_from_face
+    relative = FACING_CAMERA.T @ line_of_sight(position).T @ camera_from_face
     return np.degrees(euler.mat2euler(relative, "rzyx"))
 
 
-def camera_from_yaw_pitch_roll_deg(yaw: float, pitch: float, roll: float) -> np.ndarray:
+def camera_from_yaw_pitch_roll_deg(yaw: float, pitch: float, roll: float,
+                                   position: np.ndarray | None = None) -> np.ndarray:
     """Inverse of yaw_pitch_roll_deg: the face orientation (3, 3) in the camera optical frame."""
-    return FACING_CAMERA @ euler.euler2mat(*np.radians([yaw, pitch, roll]), "rzyx")
+    return line_of_sight(position) @ FACING_CAMERA @ euler.euler2mat(*np.radians([yaw, pitch, roll]), "rzyx")
 
 
 def quaternion_xyzw(R: np.ndarray) -> np.ndarray:

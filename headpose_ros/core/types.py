@@ -154,6 +154,12 @@ class HeadPose:
 
     @property
     def yaw_pitch_roll_deg(self) -> np.ndarray:
+        """(3,) degrees, zero when the face looks straight at the camera (along its line of sight; msg/HeadPose.msg)."""
+        return yaw_pitch_roll_deg(self.R, self.t)
+
+    @property
+    def optical_yaw_pitch_roll_deg(self) -> np.ndarray:
+        """(3,) degrees, zero when the face looks back along the camera's optical axis, wherever it is."""
         return yaw_pitch_roll_deg(self.R)
 
     @property

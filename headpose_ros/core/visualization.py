@@ -32,7 +32,7 @@ def draw_head(image_bgr: np.ndarray, camera: CameraModel, track_id: str, box, R:
         for k in (2, 1, 0):
             tip = tuple(int(round(v)) for v in pts[k + 1])
             cv2.arrowedLine(image_bgr, origin, tip, AXIS_COLOURS[k], 2, cv2.LINE_AA, tipLength=0.15)
-    yaw, pitch, roll = yaw_pitch_roll_deg(R)
+    yaw, pitch, roll = yaw_pitch_roll_deg(R, t)
     lines = [f"{track_id}  z {t[2]:.2f} m", f"y{yaw:+.0f} p{pitch:+.0f} r{roll:+.0f}"]
     if label_extra:
         lines.append(label_extra)
