@@ -15,8 +15,9 @@ import numpy as np
 
 from .camera import CameraModel
 from .config import EngineConfig
+from . import fusion
 from .face_model import FaceModel
-from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator, camera_from_ray, rotation_along_ray, rotation_covariance
+from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator, camera_from_ray, rotation_along_ray
 from .landmarks import FaceMesh
 from .pnp import PoseRejected, fit_translation, solve_head_pose
 from .track_state import NetworkKeyframe, TrackState
@@ -121,8 +122,8 @@ class NetworkBackend:
     The network sees a centred crop, so its angles are relative to the
     viewing ray through the face; they are turned into the camera frame by
     the rotation that takes the optical axis onto that ray (from K and D).
-    Covariance: rotation from the network's published error, position from
-    the box-size prior.
+    Covariance: rotation from the network's measured error at this |yaw|
+    (core.fusion.NETWORK_SIGMA_DEG), position from the box-size prior.
 
     Video: with `landmark_pnp`, the network runs on a followed face at least
     every hopenet.keyframe_interval frames, and whenever its gaze has turned
@@ -169,7 +170,6 @@ class NetworkBackend:
         out = []
         for i in range(n):
             t, t_cov = self.prior.position(faces.boxes[i], camera)
-            cov = _covariance(t_cov, rotation_covariance(self.network.model))
             if carried[i]:
                 key = states[i].keyframe
                 key.age += 1
@@ -183,7 +183,8 @@ class NetworkBackend:
                 R = to_camera @ rotation_along_ray(self.network.model, angles.ypr_deg[k])
                 yaw = float(angles.ypr_deg[k, 0])
                 states[i].keyframe = NetworkKeyframe(R, fits[i].R, yaw) if fits[i] is not None else None
-            out.append((PoseMeasurement(R=R, t=t, covariance=cov), yaw))
+            rotation_cov = fusion.rotation_covariance(R, fusion.network_sigma_deg(self.network.model.mae_deg, yaw))
+            out.append((PoseMeasurement(R=R, t=t, covariance=_covariance(t_cov, rotation_cov)), yaw))
         return out
 
     def _carries(self, state: TrackState, fit: PoseMeasurement | None) -> bool:
@@ -206,14 +207,17 @@ class NetworkBackend:
 
 
 class FusionBackend:
-    """Landmark PnP where it is reliable, the network's rotation where it is not.
+    """Both estimators on every face, their rotations combined by their uncertainties (core.fusion).
 
-    Rule, per face: the network's |yaw| (full range, never collapses) decides.
-    At most `max_landmark_yaw_deg`, with the face mesh confident and PnP
-    successful, the landmark pose is used (it is the more precise). Beyond
-    that, or when the mesh or PnP fails, the rotation is the network's and
-    only the position is fitted to the landmarks with that rotation fixed
-    (the box prior when there are no usable landmarks).
+    Per face: the network's rotation, and landmark PnP's where the face mesh
+    is confident, PnP succeeds and the network's |yaw| is at most
+    `max_landmark_yaw_deg`. Each gets a covariance from the measured tables of
+    core.fusion at that |yaw| (the landmarks lose out as the face turns
+    toward a profile, where they collapse), and the fused rotation is their
+    uncertainty-weighted mean: it moves smoothly from one estimator toward the
+    other as the face turns, with no switch to jump at. The position is fitted
+    to the landmarks with the fused rotation held fixed (the box prior when
+    there are no usable landmarks). The published covariance is the fused one.
     """
 
     method = "fusion"
@@ -242,17 +246,18 @@ class FusionBackend:
         self.timings = {"network": (time.perf_counter() - mid) * 1e3, "pnp": (mid - start) * 1e3}
         out = []
         for i, ((net, net_yaw), lm) in enumerate(zip(from_network, from_landmarks)):
+            R, rotation_cov = net.R, net.covariance[3:, 3:]
             if lm.measurement is not None and abs(net_yaw) <= self.max_landmark_yaw_deg:
-                out.append(lm)
-                continue
-            measurement = net
+                lm_cov = fusion.rotation_covariance(lm.measurement.R, fusion.landmark_sigma_deg(net_yaw))
+                R, rotation_cov = fusion.fuse_rotations(lm.measurement.R, lm_cov, net.R, rotation_cov)
+            measurement = PoseMeasurement(R=R, t=net.t, covariance=_covariance(net.covariance[:3, :3], rotation_cov))
             usable = lm.landmarks_px is not None and lm.status is not EstimateStatus.NO_FACE
             if usable:
+                start_t = lm.measurement.t if lm.measurement is not None else net.t
                 try:
-                    t, t_cov, rms = self.landmark_pnp.fit_position(lm.landmarks_px, camera, net.R, net.t)
-                    cov = net.covariance.copy()
-                    cov[:3, :3] = t_cov
-                    measurement = PoseMeasurement(R=net.R, t=t, covariance=cov, reprojection_rms_px=rms)
+                    t, t_cov, rms = self.landmark_pnp.fit_position(lm.landmarks_px, camera, R, start_t)
+                    measurement = PoseMeasurement(R=R, t=t, covariance=_covariance(t_cov, rotation_cov),
+                                                  reprojection_rms_px=rms)
                 except PoseRejected:
                     pass  # keep the box prior's position
             out.append(Estimate(measurement, lm.confidence if usable else float(faces.scores[i]),

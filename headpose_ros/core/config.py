@@ -218,9 +218,10 @@ class HopenetConfig(Settings):
 
 @dataclass(frozen=True)
 class FusionConfig(Settings):
-    max_landmark_yaw_deg: float = setting(30.0, "Up to this |yaw| (by the network), landmark PnP gives the pose; "
-                                          "beyond it, the network's rotation is kept and only the position is "
-                                          "fitted to the landmarks.", low=0.0, high=180.0, live=True)
+    max_landmark_yaw_deg: float = setting(90.0, "Up to this |yaw| (by the network), landmark PnP's rotation is fused "
+                                          "with the network's, each weighted by its measured uncertainty at that "
+                                          "yaw; beyond it the network's rotation is used alone. The position is "
+                                          "fitted to the landmarks either way.", low=0.0, high=180.0, live=True)
 
 
 @dataclass(frozen=True)

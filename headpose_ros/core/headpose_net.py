@@ -117,14 +117,3 @@ class BoxDistancePrior:
         cov = to_camera @ np.diag([self.lateral_sigma_m**2, self.lateral_sigma_m**2,
                                    (self.depth_rel_sigma * distance) ** 2]) @ to_camera.T
         return t, cov
-
-
-def rotation_covariance(model: HeadPoseNetModel) -> np.ndarray:
-    """(3, 3) covariance of rotations about the camera axes, rad^2: isotropic, from the published error.
-
-    The softmax spread of the bins is no error estimate (on a frontal face it
-    is tens of degrees for a network whose error is five), so the model's
-    published AFLW2000 mean absolute error stands in, as sd = 1.25 x MAE.
-    Isotropic, it is the same in every frame.
-    """
-    return np.eye(3) * np.radians(1.25 * model.mae_deg) ** 2
