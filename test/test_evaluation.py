@@ -24,7 +24,7 @@ from headpose_ros.evaluation.runner import evaluate, make_engines
 from headpose_ros.evaluation.synth import SynthSettings, source_faces, synthesize
 
 # Poses of the fixtures: (yaw, pitch, roll) in this package's convention, relative to the viewing ray.
-VIEWS = [(0, 0, 0), (35, -10, 5), (-25, 15, -10)]
+VIEWS = [(0, 0, 0), (30, -10, 5), (-25, 15, -10)]
 
 
 @pytest.fixture(scope="module")
@@ -69,30 +69,32 @@ def test_aflw2000_reader_and_protocol(tmp_path, face, engines):
     camera = datasets.nominal_camera(450, 450)
     written = []
     for i, view in enumerate(VIEWS):
-        image, R, _, box = render_view(face, camera, view)
-        # AFLW2000's labels: the rotation relative to the viewing ray, 300W-LP angles, radians, pitch first.
+        image, R, t, _ = render_view(face, camera, view)
+        # AFLW2000's labels: the rotation relative to the viewing ray, 300W-LP angles, radians, pitch first;
+        # the 68 landmarks as rows x, y, z (pixels).
         yaw, pitch, roll = HOPENET_CONVENTION.angles_deg(camera_from_ray(camera, camera.cx, camera.cy).T @ R)
-        pts = np.array([[box[0], box[2], (box[0] + box[2]) / 2], [box[1], box[3], (box[1] + box[3]) / 2]])
-        landmarks = np.vstack([np.tile(pts, (1, 23))[:, :68], np.zeros((1, 68))])
+        points68 = face.project(R, t, camera)[list(datasets.IBUG68_IN_FACE_MESH)]
+        landmarks = np.vstack([points68.T, np.zeros((1, 68))])
         savemat(tmp_path / f"image{i:05d}.mat", {"Pose_Para": np.radians([[pitch, yaw, roll, 0, 0, 0, 1]]),
-                                                 "pt3d_68": landmarks})
+                                                 "pt3d_68": landmarks, "pt2d": -np.ones((2, 21))})
         cv2.imwrite(str(tmp_path / f"image{i:05d}.jpg"), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-        written.append((yaw, pitch, roll, box))
+        written.append((yaw, pitch, roll, datasets.detector_box_from_68(points68)))
     # A label beyond the protocol's 99 degrees is dropped, as in the published tables.
     savemat(tmp_path / "image00099.mat", {"Pose_Para": np.radians([[10, 120, 0, 0, 0, 0, 1]])})
     cv2.imwrite(str(tmp_path / "image00099.jpg"), np.zeros((450, 450, 3), np.uint8))
 
     assert datasets.detect_format(tmp_path) == "aflw2000"
     data = datasets.read_dataset(tmp_path)
-    assert data.name == "AFLW2000-3D" and len(data.samples) == 3
+    assert data.name == "AFLW2000-3D" and len(data.samples) == 3 and "pt3d_68" in data.boxes
     assert data.dropped == [("image00099.jpg", "|angle| > 99 deg")]
     for sample, (yaw, pitch, roll, box) in zip(data.samples, written):
         assert sample.reference == "ray" and sample.nominal_camera
         np.testing.assert_allclose(sample.truth_angles_deg, [yaw, pitch, roll], atol=1e-6)
         np.testing.assert_allclose(sample.box, box, atol=1e-6)
         assert sample.camera.fx == pytest.approx(450 / 2 / np.tan(np.radians(datasets.NOMINAL_FOV_DEG) / 2))
-    outcomes = evaluate(data, {"hopenet": engines["hopenet"]})["hopenet"]
-    assert max(geodesic_errors(outcomes)) < NETWORK_BOUND_DEG
+    for protocol in ("detector", "box"):
+        outcomes = evaluate(data, {"hopenet": engines["hopenet"]}, protocol=protocol)["hopenet"]
+        assert max(geodesic_errors(outcomes)) < NETWORK_BOUND_DEG, protocol
 
 
 def biwi_annotation(yaw, pitch, roll):
@@ -283,10 +285,13 @@ def test_eval_and_synth_commands(tmp_path, capsys, prepared_assets):
     out = tmp_path / "eval"
     assert cli_main(["eval", str(tmp_path / "set"), "--backends", "landmarks,hopenet", "--out", str(out)]) == 0
     doc = json.loads((out / "eval.json").read_text())
-    assert set(doc["summary"]) == {"landmarks", "hopenet"}
-    assert all(len(doc["samples"][b]) == 3 for b in doc["summary"])
+    # A synth set labels every face's box: both protocols by default.
+    assert set(doc["protocols"]) == {"detector", "box"}
+    for protocol in doc["protocols"].values():
+        assert set(protocol["summary"]) == {"landmarks", "hopenet"}
+        assert all(len(protocol["samples"][b]) == 3 for b in protocol["summary"])
     table = (out / "eval.md").read_text()
-    assert "| `landmarks` |" in table and "MAE mean" in table
+    assert "| `landmarks` |" in table and "MAE mean" in table and "pitch bias" in table
     png = (out / "error_vs_yaw.png").read_bytes()
     assert png.startswith(b"\x89PNG") and cv2.imread(str(out / "error_vs_yaw.png")).shape[1] > 400
     capsys.readouterr()
@@ -296,3 +301,10 @@ def test_eval_and_synth_commands(tmp_path, capsys, prepared_assets):
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("headpose-ros eval: error: ") and "nowhere" in err[0]
     assert "unknown backend(s) magic" in err[-1]
+    # Without labelled boxes there is no labelled-box protocol to ask for.
+    labels = json.loads((tmp_path / "set" / "labels.json").read_text())
+    for entry in labels["samples"]:
+        del entry["box"]
+    (tmp_path / "set" / "labels.json").write_text(json.dumps(labels))
+    assert cli_main(["eval", str(tmp_path / "set"), "--protocol", "box", "--out", str(out)]) == 2
+    assert "needs a labelled box for every sample" in capsys.readouterr().err

@@ -179,7 +179,7 @@ class HeadPoseEngine:
         return ended
 
     def process(self, image_rgb: np.ndarray, camera: CameraModel, stamp: float,
-                scene: AttentionScene | None = None) -> FrameResult:
+                scene: AttentionScene | None = None, boxes: np.ndarray | None = None) -> FrameResult:
         """Head poses, and what each face attends, in one image.
 
         image_rgb: (h, w, 3) uint8, RGB.
@@ -189,8 +189,14 @@ class HeadPoseEngine:
         scene: the attention targets placed in this image's camera frame (the
             node places them with TF); None places those given in the camera's
             own frame (core.attention.place_scene).
-        Raises CameraModelError for unusable intrinsics.
+        boxes: (n, 4) x0, y0, x1, y1 full-image pixels of the faces, in the
+            detector's box convention (e.g. a dataset's labelled boxes), for
+            still images only (tracking.static_image_mode): the detector does
+            not run, and these are the faces found (core.finding.FaceFinder.given).
+        Raises CameraModelError for unusable intrinsics, ValueError for boxes in video mode.
         """
+        if boxes is not None and not self.config.tracking.static_image_mode:
+            raise ValueError("given face boxes need still images (tracking.static_image_mode)")
         timings: dict[str, float] = {}
         clock = time.perf_counter()
         size = (image_rgb.shape[1], image_rgb.shape[0])
@@ -206,7 +212,10 @@ class HeadPoseEngine:
             ended = self.reset()
         self._last_stamp, self._last_size = stamp, size
 
-        found = self.finder.find(image_rgb, float(to_full.max()), self.tracker.tracks)
+        if boxes is None:
+            found = self.finder.find(image_rgb, float(to_full.max()), self.tracker.tracks)
+        else:
+            found = self.finder.given(image_rgb, np.asarray(boxes, np.float64).reshape(-1, 4) / np.tile(to_full, 2))
         faces = found.faces
         # The finder reports its own sub-stages; the rest of the lap (shrinking, checks) counts as detection.
         timings.update(self.finder.timings)

@@ -44,7 +44,8 @@ When the detector runs (video):
 - never while max_faces faces are followed.
 
 Still images (tracking.static_image_mode): every image is searched whole and
-in every tile, and nothing is followed.
+in every tile, and nothing is followed. Or the caller gives the faces' boxes
+(``given``, e.g. a dataset's labelled boxes): nothing is searched.
 """
 
 from __future__ import annotations
@@ -56,7 +57,7 @@ import numpy as np
 
 from .config import EngineConfig
 from .detection import FaceDetector, box_iou, weighted_nms
-from .landmarks import FaceMesh, FaceRois, landmark_geometry
+from .landmarks import LEFT_EYE_KEYPOINT, RIGHT_EYE_KEYPOINT, FaceMesh, FaceRois, landmark_geometry
 from .types import FaceDetections
 
 # Tiles overlap by this fraction of the image, so that a face on a tile's edge is whole in the next one.
@@ -193,6 +194,21 @@ class FaceFinder:
             self._lost = [f for f in self._lost if present < f.faces_before]
         self.timings = {"detect": detect_ms, "landmarks": mesh_ms}
         return Found(faces, known, " + ".join(searched), rois)
+
+    def given(self, image_rgb: np.ndarray, boxes: np.ndarray) -> Found:
+        """The faces at `boxes` (n, 4) x0, y0, x1, y1 pixels of this image, in the detector's box convention,
+        instead of a search: each scores 1 and its eyes are put level (no keypoints: the face mesh crops it
+        upright); with its landmarks when they are wanted, whatever their presence score."""
+        start = time.perf_counter()
+        boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
+        centres = (boxes[:, :2] + boxes[:, 2:]) / 2
+        keypoints = np.repeat(centres[:, None], 6, axis=1)
+        keypoints[:, RIGHT_EYE_KEYPOINT, 0] -= (boxes[:, 2] - boxes[:, 0]) / 4
+        keypoints[:, LEFT_EYE_KEYPOINT, 0] += (boxes[:, 2] - boxes[:, 0]) / 4
+        faces = FaceDetections(boxes, np.ones(len(boxes), np.float32), keypoints)
+        faces = self._mesh_new(image_rgb, faces, np.zeros(len(faces), bool))
+        self.timings = {"detect": 0.0, "landmarks": (time.perf_counter() - start) * 1e3}
+        return Found(faces, [None] * len(faces))
 
     def remember(self, tracks: list, found: Found) -> None:
         """After tracking: each track's crop for the next frame (from its landmarks) and its detector score."""

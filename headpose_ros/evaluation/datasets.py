@@ -4,8 +4,11 @@ Readers:
 
 - ``read_aflw2000(folder)``: AFLW2000-3D (``imageNNNNN.jpg`` + ``imageNNNNN.mat``
   with ``Pose_Para`` = pitch, yaw, roll (radians), tx, ty, tz, scale and the
-  68 landmarks ``pt3d_68``). Standard protocol of the published tables: a face
-  with any |angle| > 99 degrees is dropped (31 of the 2000).
+  68 fitted landmarks ``pt3d_68``; ``pt2d`` holds AFLW's 21 hand-marked points,
+  -1 where hidden). Standard protocol of the published tables: a face
+  with any |angle| > 99 degrees is dropped (31 of the 2000). Box: the face box
+  the package's detector would give, made from the 68 landmarks
+  (``detector_box_from_68``).
 - ``read_biwi(path)``: BIWI Kinect Head Pose, either as the raw database
   (``NN/frame_XXXXX_rgb.png`` + ``frame_XXXXX_pose.txt``, intrinsics from
   ``NN/rgb.cal``) or as the cropped-face file most papers evaluate on
@@ -26,6 +29,11 @@ Truth is a rotation, with what it is relative to:
 
 Angles are compared in the convention the published tables use (300W-LP /
 AFLW2000, core.models.HOPENET_CONVENTION).
+
+A sample's box, where the dataset labels one, picks the face to score among
+those the detector found, and is the face given to the engine in the
+labelled-box protocol (see evaluation.runner); ``Dataset.boxes`` says how
+the boxes were made.
 """
 
 from __future__ import annotations
@@ -43,6 +51,30 @@ from ..core.camera import CameraModel, CameraModelError
 from ..core.models import HOPENET_CONVENTION
 from ..core.rotation import camera_from_yaw_pitch_roll_deg
 
+# 68-point (iBUG / 300W) landmark indices: the eye contours (person's right eye first) and the
+# middle of the upper and lower inner lip.
+IBUG_RIGHT_EYE, IBUG_LEFT_EYE = slice(36, 42), slice(42, 48)
+IBUG_INNER_LIPS = (62, 66)
+# The face-mesh landmark at each of the 68 iBUG positions, in their order: jaw (person's right to
+# left), brows, nose, eyes, outer and inner lips; mirror-symmetric (core.face_model's mirror column).
+IBUG68_IN_FACE_MESH = (127, 234, 93, 132, 58, 172, 136, 150, 152, 379, 365, 397, 288, 361, 323, 454, 356,
+                       70, 63, 105, 66, 107, 336, 296, 334, 293, 300,
+                       168, 197, 5, 4, 75, 97, 2, 326, 305,
+                       33, 160, 158, 133, 153, 144, 362, 385, 387, 263, 373, 380,
+                       61, 39, 37, 0, 267, 269, 291, 405, 314, 17, 84, 181,
+                       78, 82, 13, 312, 308, 317, 14, 87)
+# A BlazeFace box from 68 landmarks, built as core.landmarks.box_from_landmarks builds it from the
+# face mesh's 468: a square whose side is DETECTOR_BOX_PER_68_HEIGHT times the 68 points' height
+# across the eye line (brows to chin), centred DETECTOR_BOX_BELOW_68_EYES_MOUTH sides below the
+# centroid of the two eye centres and the mouth centre, along the face's own down axis. Measured on
+# the package's sample photos (every face with a face-mesh presence of 0.9 or more, 25 in the photos
+# and their mirror images), the 68 points being the face mesh's landmarks at the iBUG positions
+# (IBUG68_IN_FACE_MESH), against the full-range detector's boxes of the same faces: side 1.19 (sd
+# 4.4%), centre 0.027 sides below (sd 0.036), nothing across the face (mean -0.013, sd 0.034).
+# test/test_eval_protocols.py measures it again. Not fitted on any labelled dataset; on AFLW2000-3D
+# (measured, 273 faces of aflw2000_dev) these boxes and the detector's overlap by IoU 0.83 on average.
+DETECTOR_BOX_PER_68_HEIGHT = 1.19
+DETECTOR_BOX_BELOW_68_EYES_MOUTH = 0.027
 # The published protocols drop faces whose labels exceed this (degrees, any angle).
 PROTOCOL_MAX_ANGLE_DEG = 99.0
 # Datasets without intrinsics get an ideal camera whose focal length is the image
@@ -60,7 +92,8 @@ labels.json: {"camera_info": "camera_info.yaml",   optional; camera_calibration 
               "samples": [{"image": "images/000000.png", "yaw": 0, "pitch": 0, "roll": 0,
                            "R": [[...], [...], [...]],   optional: face frame in the camera frame; wins over angles
                            "t": [x, y, z],               optional: sellion position, metres, camera frame
-                           "box": [x0, y0, x1, y1],      optional: the face, pixels (picks the face to score)
+                           "box": [x0, y0, x1, y1],      optional: the face, pixels (picks the face to score;
+                                                         the face given to the engine in eval --protocol box)
                            "camera_info": "cam.yaml"}]}  optional: this image's own calibration
 labels.csv:   header image,yaw,pitch,roll and optionally tx,ty,tz (metres), x0,y0,x1,y1 (box),
               fx,fy,cx,cy (pixels); angles in the headpose_ros convention, camera reference;
@@ -115,12 +148,14 @@ class Dataset:
     name: e.g. "AFLW2000-3D".
     protocol: one line on what was kept and how truth is defined.
     dropped: images left out by the protocol, with the reason.
+    boxes: how the samples' boxes were made, "" when not every sample has one.
     """
 
     name: str
     samples: list[Sample]
     protocol: str
     dropped: list[tuple[str, str]] = field(default_factory=list)
+    boxes: str = ""
 
 
 def nominal_camera(width: int, height: int, fov_deg: float = NOMINAL_FOV_DEG) -> CameraModel:
@@ -147,7 +182,8 @@ def read_aflw2000(folder: str | Path, fov_deg: float = NOMINAL_FOV_DEG, limit: i
 
     Truth: ``Pose_Para`` pitch, yaw, roll (radians) in the 300W-LP convention,
     relative to the viewing ray (the 3DMM fit is weak-perspective). Box: the
-    extent of ``pt3d_68`` (or ``pt2d``). Camera: nominal, `fov_deg`.
+    detector's box from ``pt3d_68`` (``detector_box_from_68``; None without
+    them). Camera: nominal, `fov_deg`.
     """
     from scipy.io import loadmat
 
@@ -172,21 +208,38 @@ def read_aflw2000(folder: str | Path, fov_deg: float = NOMINAL_FOV_DEG, limit: i
         w, h = image_size(image)
         samples.append(Sample(image.name, image, nominal_camera(w, h, fov_deg),
                               HOPENET_CONVENTION.rotation([yaw, pitch, roll]), "ray",
-                              box=_landmark_box(mat), nominal_camera=True))
+                              box=_aflw_box(mat), nominal_camera=True))
     return Dataset("AFLW2000-3D", samples,
                    f"Pose_Para angles, faces with any |angle| > {PROTOCOL_MAX_ANGLE_DEG:g} deg dropped; "
                    f"weak-perspective truth compared along the viewing ray; nominal camera {fov_deg:.1f} deg",
-                   dropped)
+                   dropped, _all_boxed(samples, "the detector's box made from the 68 fitted landmarks pt3d_68 "
+                                                f"(square, {DETECTOR_BOX_PER_68_HEIGHT:g} x their height across the "
+                                                "eye line; measured on the package's sample photos)"))
 
 
-def _landmark_box(mat: dict) -> np.ndarray | None:
-    for key in ("pt3d_68", "pt2d"):
-        if key in mat:
-            pts = np.asarray(mat[key], dtype=np.float64)[:2]
-            pts = pts[:, np.all(pts >= 0, axis=0)]  # AFLW marks invisible points with -1
-            if pts.shape[1] >= 2:
-                return np.array([pts[0].min(), pts[1].min(), pts[0].max(), pts[1].max()])
-    return None
+def _aflw_box(mat: dict) -> np.ndarray | None:
+    pts = np.asarray(mat.get("pt3d_68", np.zeros((0, 0))), dtype=np.float64)
+    return detector_box_from_68(pts[:2].T) if pts.shape[:2] in ((2, 68), (3, 68)) else None
+
+
+def detector_box_from_68(points: np.ndarray) -> np.ndarray:
+    """(4,) x0, y0, x1, y1 pixels: the box the package's detector gives a face with these 68 landmarks.
+
+    points: (68, 2) image pixels in the iBUG / 300W order (see DETECTOR_BOX_PER_68_HEIGHT).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    right_eye, left_eye = pts[IBUG_RIGHT_EYE].mean(axis=0), pts[IBUG_LEFT_EYE].mean(axis=0)
+    eye_line = left_eye - right_eye
+    down = np.array([-eye_line[1], eye_line[0]]) / max(np.hypot(*eye_line), 1e-9)  # v grows downwards
+    along = pts @ down
+    side = DETECTOR_BOX_PER_68_HEIGHT * (along.max() - along.min())
+    centre = (right_eye + left_eye + pts[list(IBUG_INNER_LIPS)].mean(axis=0)) / 3 + DETECTOR_BOX_BELOW_68_EYES_MOUTH * side * down
+    return np.concatenate([centre - side / 2, centre + side / 2])
+
+
+def _all_boxed(samples: list[Sample], how: str) -> str:
+    """`how` when every sample has a box, else "" (Dataset.boxes)."""
+    return how if samples and all(s.box is not None for s in samples) else ""
 
 
 # --- BIWI -----------------------------------------------------------------------------------------
@@ -298,7 +351,8 @@ def _read_biwi_npz(path: Path, fov_deg: float, limit: int | None) -> Dataset:
     return Dataset("BIWI (cropped faces)", samples,
                    f"FSA-Net crops ({path.name}), any |angle| > {PROTOCOL_MAX_ANGLE_DEG:g} deg dropped; crops "
                    f"scaled x{BIWI_CROP_UPSCALE} onto a {BIWI_CANVAS} px canvas; compared along the viewing ray",
-                   dropped)
+                   dropped, _all_boxed(samples, "the face box inside each crop (FSA-Net's MTCNN box, "
+                                                f"{BIWI_CROP_MARGIN:g} of its size within each side of the crop)"))
 
 
 def _framed_crop(crop_rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -361,7 +415,8 @@ def _read_labels_json(folder: Path, fov_deg: float, limit: int | None) -> Datase
             raise DatasetError(f"{path}: sample {i} is malformed ({type(exc).__name__}: {exc})") from None
         camera = _camera_file(folder, entry["camera_info"]) if entry.get("camera_info") else default_camera
         samples.append(_folder_sample(entry["image"], image, camera, R, reference, t, box, fov_deg))
-    return Dataset(doc.get("name", folder.name), samples, doc.get("protocol", "labels.json"))
+    return Dataset(doc.get("name", folder.name), samples, doc.get("protocol", "labels.json"),
+                   boxes=_all_boxed(samples, "the labelled boxes (labels.json)"))
 
 
 def _read_labels_csv(folder: Path, fov_deg: float, limit: int | None) -> Dataset:
@@ -385,7 +440,7 @@ def _read_labels_csv(folder: Path, fov_deg: float, limit: int | None) -> Dataset
             w, h = image_size(image)
             camera = CameraModel([[fx, 0, cx], [0, fy, cy], [0, 0, 1]], [], w, h, "camera_optical_frame")
         samples.append(_folder_sample(row["image"], image, camera, R, "camera", t, box, fov_deg))
-    return Dataset(folder.name, samples, "labels.csv")
+    return Dataset(folder.name, samples, "labels.csv", boxes=_all_boxed(samples, "the labelled boxes (labels.csv)"))
 
 
 def _optional(row: dict, keys: tuple[str, ...]) -> np.ndarray | None:

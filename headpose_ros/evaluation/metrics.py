@@ -7,9 +7,13 @@ and roll errors in the published (300W-LP) convention and as one geodesic
 angle, and its position error where the truth has one.
 
 Per backend (``summarise``): mean absolute error of each angle and their
-mean, geodesic median and mean, translation error, depth error relative to
-the true depth, detection rate, and all of that split by |yaw| of the truth
-as the camera sees it (0-30, 30-60, 60-90 and more degrees).
+mean, the mean signed error of each angle (bias: estimate - truth, in the
+same convention, where yaw > 0 turns the nose to the image's left, pitch > 0
+looks up, roll > 0 is clockwise on screen), geodesic median and mean,
+translation error, depth error relative to the true depth, detection rate,
+and all of that split by |yaw| of the truth as the camera sees it (0-30,
+30-60, 60-90 and more degrees). Errors average over the faces with an
+estimate.
 """
 
 from __future__ import annotations
@@ -29,11 +33,21 @@ YAW_BUCKETS = ((0.0, 30.0), (30.0, 60.0), (60.0, 90.0), (90.0, math.inf))
 # A detection must overlap the labelled box at least this much to be that face.
 MIN_MATCH_IOU = 0.2
 
+# What each protocol is, in a line for the reports (evaluation.runner's docstring).
+PROTOCOLS = {
+    "detector": "The package's own detector finds the faces (whole image and tiles); a labelled face is the "
+                "found face over its box; errors over the faces it found",
+    "box": "No detector: each labelled box is given to the engine as its detector's box (score 1, crop "
+           "upright), as the published tables give theirs; errors over the faces with an estimate",
+}
+
 
 @dataclass
 class Outcome:
     """One backend on one sample.
 
+    detected: the engine gave a pose for the labelled face (found by its
+        detector, or estimated on the given box: see PROTOCOLS).
     view_yaw_deg: |yaw| of the truth relative to the viewing ray (what the
         camera sees), degrees: the bucket key.
     truth_deg, estimate_deg: (yaw, pitch, roll) in the 300W-LP convention of the
@@ -53,10 +67,15 @@ class Outcome:
     depth_rel: float = math.nan
 
     @property
-    def angle_errors_deg(self) -> np.ndarray:
-        """(3,) |yaw|, |pitch|, |roll| errors, wrapped into [0, 180]."""
+    def signed_errors_deg(self) -> np.ndarray:
+        """(3,) yaw, pitch, roll of the estimate minus the truth's, wrapped into [-180, 180)."""
         d = np.asarray(self.estimate_deg) - np.asarray(self.truth_deg)
-        return np.abs((d + 180.0) % 360.0 - 180.0)
+        return (d + 180.0) % 360.0 - 180.0
+
+    @property
+    def angle_errors_deg(self) -> np.ndarray:
+        """(3,) |yaw|, |pitch|, |roll| errors, in [0, 180]."""
+        return np.abs(self.signed_errors_deg)
 
 
 def pick_head(heads, sample: Sample):
@@ -147,8 +166,10 @@ def _figures(outcomes: list[Outcome]) -> dict:
     if found:
         errors = np.array([o.angle_errors_deg for o in found])
         mae = errors.mean(axis=0)
+        bias = np.array([o.signed_errors_deg for o in found]).mean(axis=0)
         geodesic = np.array([o.geodesic_deg for o in found])
         out.update(mae_yaw=float(mae[0]), mae_pitch=float(mae[1]), mae_roll=float(mae[2]), mae_mean=float(mae.mean()),
+                   bias_yaw=float(bias[0]), bias_pitch=float(bias[1]), bias_roll=float(bias[2]),
                    geodesic_median=float(np.median(geodesic)), geodesic_mean=float(geodesic.mean()))
         translation = np.array([o.translation_m for o in found if not math.isnan(o.translation_m)])
         if translation.size:

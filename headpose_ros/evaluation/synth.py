@@ -14,8 +14,14 @@ The ground-truth face frame is REP-155's: origin at the sellion, x out of the
 face, y to the person's left, z up, with the axes of the canonical face model
 laid on the fitted face by that least-squares alignment. Poses are drawn
 relative to the viewing ray through the sellion (what the camera sees:
-yaw up to ±75°, pitch ±35°, roll ±30° by default), then turned into the
-camera optical frame; labels give the camera-frame rotation R, the sellion
+yaw up to ±75°, pitch ±35°, roll ±30° by default; each uniform), then turned
+into the camera optical frame. The hard set (HARD_VIEWS, ``headpose-ros synth
+--hard``) draws yaw up to ±90° and pitch up to ±45°, where real photos
+(AFLW2000-3D) show the backends' errors: a third of its faces are profiles
+(|yaw| 60-90° in this package's angles, which keep a turned head's yaw
+whatever its pitch; in the 300W-LP angles of eval's |yaw| buckets, which
+move part of it into pitch, one in seven, and half of the faces beyond ±35°
+of pitch). Labels give the camera-frame rotation R, the sellion
 position t in metres, the angles in this package's convention (msg/HeadPose.msg),
 the face's box and the view angles.
 
@@ -51,6 +57,8 @@ SOURCE_PHOTOS = ("astronaut", "obama", "obama2", "obama3", "biden", "grace_hoppe
 NUM_LANDMARKS = 468
 # A source face must face the camera within this angle to give a full texture.
 MAX_SOURCE_ANGLE_DEG = 20.0
+# The hard set's view ranges (degrees; module docstring): SynthSettings(**HARD_VIEWS).
+HARD_VIEWS = {"max_yaw_deg": 90.0, "max_pitch_deg": 45.0}
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """``headpose-ros eval``: accuracy of every backend on a dataset, or consistency on real photos.
 
-    headpose-ros eval DATASET [--format auto|aflw2000|biwi|folder|video] [--backends ...] [--out DIR]
+    headpose-ros eval DATASET [--format auto|aflw2000|biwi|folder|video] [--protocol auto|detector|box|both]
+                              [--backends ...] [--out DIR]
     headpose-ros eval --consistency [--photos astronaut,obama,...] [--backends ...] [--out DIR]
     headpose-ros eval VIDEO_SET [--sequences turn,walk,...] [--backends ...] [--out DIR]
 
@@ -11,6 +12,12 @@ and consistency.md) into --out, and prints the tables. A video set (what
 ``headpose-ros synth --video`` writes) is played through the tracking engine
 in order instead: video.json, video.md and video.png. Metrics and protocols:
 headpose_ros.evaluation (video: evaluation.video_eval).
+
+Protocols (evaluation.runner): ``detector``, the package's own detector finds
+the faces (MAE over the faces it found), and ``box``, the labelled face box is
+given and no detector runs, as the published tables do. By default (auto)
+both, side by side, when every sample has a labelled box (AFLW2000-3D, BIWI
+crops, a synth set), else the detector's only.
 """
 
 from __future__ import annotations
@@ -28,6 +35,10 @@ DEFAULT_BACKENDS = "landmarks,hopenet,fusion"
 def add_arguments(parser) -> None:
     parser.add_argument("dataset", nargs="?", type=Path, help="dataset folder or file (not with --consistency)")
     parser.add_argument("--format", default="auto", help="auto (default), aflw2000, biwi, folder or video")
+    parser.add_argument("--protocol", default="auto", choices=("auto", "detector", "box", "both"),
+                        help="where the faces come from: the package's detector, the labelled boxes (no detector, "
+                             "as published tables), or both side by side (default auto: both when every sample "
+                             "has a labelled box, else detector)")
     parser.add_argument("--consistency", action="store_true",
                         help="flip, in-plane rotation and jitter on the sample photos instead of a dataset")
     parser.add_argument("--photos", default="", help="--consistency: comma-separated sample photos (default: all)")
@@ -85,16 +96,30 @@ def run(args) -> int:
         dataset = read_dataset(args.dataset, args.format, args.fov or NOMINAL_FOV_DEG, args.limit)
     except DatasetError as exc:
         raise CommandError(str(exc)) from None
+    protocols = _protocols(args.protocol, dataset)
     engines = _engines(args)
     print(f"{dataset.name}: {len(dataset.samples)} samples ({len(dataset.dropped)} dropped by the protocol); "
           f"backends {', '.join(engines)}", file=sys.stderr)
     start = time.perf_counter()
+    outcomes = {}
     try:
-        outcomes = evaluate(dataset, engines, _progress)
+        for protocol in protocols:
+            print(f" {protocol} protocol", file=sys.stderr, flush=True)
+            outcomes[protocol] = evaluate(dataset, engines, _progress, protocol)
     except DatasetError as exc:
         raise CommandError(str(exc)) from None
     result = write_eval(args.out, dataset, outcomes, _meta(engines, start))
     return _report(args.out, "eval", result["plot_skipped"], "error_vs_yaw.png")
+
+
+def _protocols(choice: str, dataset) -> list[str]:
+    """The protocols --protocol asks for on this dataset (see the module docstring)."""
+    if choice == "auto":
+        return ["detector", "box"] if dataset.boxes else ["detector"]
+    wanted = ["detector", "box"] if choice == "both" else [choice]
+    if "box" in wanted and not dataset.boxes:
+        raise CommandError(f"{dataset.name}: --protocol {choice} needs a labelled box for every sample")
+    return wanted
 
 
 def _meta(engines, start: float) -> dict:

@@ -1,17 +1,23 @@
 """``headpose-ros synth``: a ground-truth head-pose set rendered from real photos (see evaluation.synth).
 
     headpose-ros synth --out out/synth [--count 300] [--seed 0] [--fov 60] ...
+    headpose-ros synth --hard --out out/synth_hard [--count 300] [--seed 0] ...
     headpose-ros synth --video --out out/synth_video [--scenarios turn,walk,...] [--seed 0]
 
 Writes images/, camera_info.yaml and labels.json (the format ``headpose-ros
-eval`` reads) into --out. With --video: sequences of frames at 15 Hz with
-every head's exact truth in every frame (evaluation.video_synth).
+eval`` reads) into --out. The default set draws each face's yaw within ±75°,
+pitch ±35° and roll ±30° of the viewing ray (this package's angles). With
+--hard: large pitch and profiles, yaw within ±90° (a third of the faces at
+|yaw| 60-90°) and pitch ±45° (evaluation.synth.HARD_VIEWS, which says how
+that reads in the 300W-LP angles of eval's tables; it overrides --max-yaw-deg
+and --max-pitch-deg). With --video: sequences of frames at 15 Hz with every
+head's exact truth in every frame (evaluation.video_synth).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 from ..cli import CommandError
@@ -22,6 +28,9 @@ def add_arguments(parser) -> None:
 
     parser.add_argument("--out", type=Path, default=Path("out/synth"), help="output folder (default: out/synth)")
     parser.add_argument("--photos", default="", help="comma-separated source photos (default: the frontal portraits)")
+    parser.add_argument("--hard", action="store_true",
+                        help="large pitch and profiles: yaw within ±90 deg (a third of the faces at |yaw| 60-90) "
+                             "and pitch ±45 deg, in place of --max-yaw-deg and --max-pitch-deg")
     parser.add_argument("--video", action="store_true",
                         help="render video sequences (turn, walk, three, glance, still) instead of single photos")
     parser.add_argument("--scenarios", default="", help="--video: comma-separated sequences (default: all)")
@@ -37,9 +46,13 @@ def run(args) -> int:
     import cv2
 
     from .. import assets
-    from ..evaluation.synth import SOURCE_PHOTOS, SynthSettings, synthesize
+    from ..evaluation.synth import HARD_VIEWS, SOURCE_PHOTOS, SynthSettings, synthesize
 
     settings = SynthSettings(**{f.name: getattr(args, f.name) for f in fields(SynthSettings)})
+    if args.hard:
+        if args.video:
+            raise CommandError("--hard is for the still set, not --video")
+        settings = replace(settings, **HARD_VIEWS)
     if settings.count < 1 or settings.min_depth_m <= 0 or settings.max_depth_m < settings.min_depth_m:
         raise CommandError("need --count >= 1 and 0 < --min-depth-m <= --max-depth-m")
     names = tuple(n.strip() for n in args.photos.split(",") if n.strip()) or SOURCE_PHOTOS
