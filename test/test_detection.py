@@ -83,3 +83,21 @@ def test_affine_inverse_round_trips():
     A = np.array([[0.5, 0.1, 3.0], [-0.2, 0.7, -4.0]])
     pts = np.random.default_rng(0).uniform(-100, 100, (10, 2))
     np.testing.assert_allclose(apply_affine(invert_affine(A), apply_affine(A, pts)), pts, atol=1e-9)
+
+
+def test_candidates_come_after_the_faces_and_leave_them_as_they_were(detector, photo):
+    from headpose_ros.evaluation.synth import background, faceless_patches
+
+    group = photo("t1")
+    with_settings(detector, candidate_threshold=0.05)
+    plain = detector.detect(group)
+    both = detector.detect(group, candidates=True)
+    n = len(plain)
+    np.testing.assert_array_equal(both.boxes[:n], plain.boxes)  # the faces above score_threshold, untouched
+    assert np.all(both.scores[n:] < 0.5) and np.all(both.scores[n:] >= 0.05)
+    clutter = background(np.random.default_rng(11), 640, 480, faceless_patches(photo))
+    assert len(detector.detect(clutter, candidates=True)) > len(detector.detect(clutter))
+    # At or above score_threshold there are no candidates.
+    with_settings(detector, candidate_threshold=0.5)
+    assert len(detector.detect(clutter, candidates=True)) == len(detector.detect(clutter))
+    with_settings(detector)

@@ -155,3 +155,36 @@ def test_what_only_a_tile_found_must_pass_the_face_mesh(backend, photo, prepared
     tiles = engine.finder.zoom_detector
     hands = [tiles.detect(image[y0:y1, x0:x1]) for x0, y0, x1, y1 in tile_boxes(image.shape[1], image.shape[0], 2)]
     assert sum(len(h) for h in hands) >= 2  # the premise: a tile sees the face and something else
+
+
+def test_a_profile_the_detector_scores_low_is_kept_when_the_face_mesh_sees_a_face(photo, prepared_assets):
+    """Candidates: a face turned 75 deg (looking up) scores 0.49, below score_threshold; the mesh confirms it."""
+    from headpose_ros.core.rotation import camera_from_yaw_pitch_roll_deg
+
+    from support import render_camera, textured_astronaut
+
+    camera = render_camera()
+    image, _ = textured_astronaut(photo).render(camera_from_yaw_pitch_roll_deg(75, -20, 0), np.array([0, 0, 0.8]),
+                                                camera)
+    strict = create_engine(still_image_config({"backend": "hopenet", "detection.candidate_threshold": 0.5}))
+    assert strict.process(image, camera, 0.0).heads == []  # the premise: below the threshold
+    engine = create_engine(still_image_config({"backend": "hopenet"}))
+    heads = engine.process(image, camera, 0.0).heads
+    assert len(heads) == 1
+    truth = camera_from_yaw_pitch_roll_deg(75, -20, 0)
+    from headpose_ros.core.rotation import angle_between_deg
+    assert angle_between_deg(heads[0].R, truth) < 20
+
+
+@pytest.mark.parametrize("backend", ["landmarks", "hopenet", "fusion"])
+def test_no_face_on_face_free_images_though_the_detector_offers_candidates(backend, photo, prepared_assets):
+    from headpose_ros.evaluation.synth import background, faceless_patches
+    from support import render_camera
+
+    rng = np.random.default_rng(11)
+    patches = faceless_patches(photo)
+    images = [background(rng, 640, 480, patches) for _ in range(40)]
+    engine = create_engine(still_image_config({"backend": backend}))
+    offered = sum(len(engine.detector.detect(image, candidates=True)) for image in images)
+    assert offered >= 10  # the premise: candidates (and a few faces above 0.5) on clutter and photo patches
+    assert sum(len(engine.process(image, render_camera(), 0.0).heads) for image in images) == 0

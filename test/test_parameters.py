@@ -42,7 +42,8 @@ def test_a_live_setting_is_writable_and_its_description_is_the_settings_own():
     d = engine_descriptor("detection.score_threshold")
     assert d.name == "detection.score_threshold"
     assert d.read_only is False
-    assert d.description == "Minimum face detection score in [0, 1]."
+    assert d.description == ("Face detection score in [0, 1] from which a face is kept (the face mesh must still see "
+                             "a face in it, at a low bar).")
     assert d.type == ParameterType.PARAMETER_DOUBLE
 
 

@@ -68,21 +68,35 @@ class FaceDetector(NetworkStage):
         """Use these settings from the next image on."""
         self.settings = settings
 
-    def detect(self, image_rgb: np.ndarray, full_scale: float = 1.0) -> FaceDetections:
+    def detect(self, image_rgb: np.ndarray, full_scale: float = 1.0, candidates: bool = False) -> FaceDetections:
         """(h, w, 3) uint8 RGB image -> the faces in it, best first, in its pixels.
 
         full_scale: full-resolution pixels per pixel of this image (> 1 for a
         shrunk image), so that min_face_size_px keeps meaning full-resolution pixels.
+        candidates: also return the faces scoring between candidate_threshold and
+        score_threshold, after the others (each group merged on its own, so the
+        faces above score_threshold are exactly those of a search without them).
         """
         s = self.settings
-        min_size = s.min_face_size_px / full_scale
         m = self.model
         padded, A = letterbox(image_rgb, m.input.size)
         out = self.runtime.run({m.input.name: m.input.to_tensor(padded)})
         raw = out[m.boxes_output].reshape(-1, 2 + m.num_keypoints, 2)
         logits = np.clip(out[m.scores_output].reshape(-1), -m.raw_score_limit, m.raw_score_limit)
         scores = 1.0 / (1.0 + np.exp(-logits))
-        keep = scores >= s.score_threshold
+        strong = self._decode(raw, scores, scores >= s.score_threshold, A, image_rgb.shape, full_scale)
+        if not candidates or s.candidate_threshold >= s.score_threshold:
+            return strong.take(slice(0, s.max_faces))
+        weak = self._decode(raw, scores, (scores >= s.candidate_threshold) & (scores < s.score_threshold), A,
+                            image_rgb.shape, full_scale)
+        if len(strong) and len(weak):
+            weak = weak.take(box_iou(weak.boxes, strong.boxes).max(axis=1) <= s.nms_iou_threshold)
+        return FaceDetections.concatenate([strong, weak]).take(slice(0, s.max_faces))
+
+    def _decode(self, raw, scores, keep, A, shape, full_scale: float) -> FaceDetections:
+        """The anchors in `keep` as faces: boxes and keypoints in image pixels, merged by weighted NMS."""
+        s = self.settings
+        m = self.model
         if not np.any(keep):
             return FaceDetections.empty(m.num_keypoints)
         raw, scores, anchors = raw[keep], scores[keep], self._anchors[keep]
@@ -99,12 +113,11 @@ class FaceDetector(NetworkStage):
         Ainv = invert_affine(A)
         boxes = apply_affine(Ainv, boxes.reshape(-1, 2, 2) - 0.5).reshape(-1, 4)
         points = apply_affine(Ainv, points - 0.5)
-        h, w = image_rgb.shape[:2]
+        h, w = shape[:2]
         sides = np.minimum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
         inside = (boxes[:, 2] > 0) & (boxes[:, 3] > 0) & (boxes[:, 0] < w) & (boxes[:, 1] < h)
-        keep = inside & (sides >= min_size)
-        dets = FaceDetections(boxes[keep].astype(np.float32), scores[keep], points[keep].astype(np.float32))
-        return dets.take(slice(0, s.max_faces))
+        keep = inside & (sides >= s.min_face_size_px / full_scale)
+        return FaceDetections(boxes[keep].astype(np.float32), scores[keep], points[keep].astype(np.float32))
 
 
 def invert_affine(A: np.ndarray) -> np.ndarray:

@@ -26,6 +26,22 @@ A zoomed search never replaces a face the whole image found: it only adds
 faces, and only those the face mesh takes for faces (presence score): at
 that zoom the detector also fires on hands and patterns.
 
+Candidates (profiles): the whole-image search also returns the faces it
+scores between detection.candidate_threshold and detection.score_threshold.
+BlazeFace scores most faces turned 60-90 deg below 0.5. A candidate is kept
+when the face mesh sees a face in it: presence at least CANDIDATE_PRESENCE on
+the detector's eye-levelled crop or on the upright one (the detector's eye
+keypoints are often wrong on a profile). Every other face of the whole-image
+search must reach DETECTION_PRESENCE: the detector's rare false faces above
+0.5 on face-free images (7 in 600 images of clutter and photo patches) had a
+presence of at most 0.0005, and 1 of 550 real AFLW2000-3D faces it found was
+below 0.002. Measured on renders: 52% of the faces turned 60-90 deg score 0.5
+or more, 93% 0.2 or more, and with the mesh's check 81% are kept; on 300
+face-free images the detector gave 234 candidates from 0.2, whose presence
+never exceeded 0.013 (docs/benchmarks.md). A profile's presence is
+often below landmarks.presence_threshold, so landmark PnP rejects it, the
+network backends estimate it, and video does not follow it from its landmarks.
+
 When the detector runs (video):
 
 - no face followed: the whole image on every frame, and every tile too when
@@ -66,6 +82,10 @@ TILE_OVERLAP = 0.1
 TILE_MAX_FACE = 0.12
 # Two followed faces whose boxes overlap more than this are one face: the younger track lets go.
 DUPLICATE_IOU = 0.5
+# The face mesh's presence a face of the whole-image search needs: a candidate (scored below score_threshold)
+# and any other (module docstring).
+CANDIDATE_PRESENCE = 0.05
+DETECTION_PRESENCE = 0.002
 # The square searched around a lost face, in sides of its last box; and how many such squares a frame.
 LOST_REGION_SCALE = 3.0
 LOST_REGIONS_PER_FRAME = 3
@@ -166,8 +186,9 @@ class FaceFinder:
         parts, searched, detect_ms = [followed], [], 0.0
         if whole or tiles or len(regions):
             start = time.perf_counter()
-            new = self.detector.detect(image_rgb, full_scale) if whole else FaceDetections.empty()
-            if self._tiles_if_alone and len(new):
+            new = self.detector.detect(image_rgb, full_scale, candidates=self.mesh is not None) \
+                if whole else FaceDetections.empty()
+            if self._tiles_if_alone and np.any(new.scores >= self.config.detection.score_threshold):
                 tiles = []  # video, nothing followed: the whole image found someone to follow already
             zoomed = [self._detect_tile(image_rgb, full_scale, k) for k in tiles]
             zoomed += [self._detect_in(image_rgb, full_scale, region) for region in regions]
@@ -176,12 +197,13 @@ class FaceFinder:
             if zoomed:
                 new = self._add_zoomed(new, zoomed)
             from_zoom = np.arange(len(new)) >= n_whole
+            weak = ~from_zoom & (new.scores < self.config.detection.score_threshold)
             if len(followed) and len(new):
                 apart = box_iou(new.boxes, followed.boxes).max(axis=1) < self.config.tracking.iou_threshold
-                new, from_zoom = new.take(apart), from_zoom[apart]
+                new, from_zoom, weak = new.take(apart), from_zoom[apart], weak[apart]
             mid = time.perf_counter()
             detect_ms = (mid - start) * 1e3
-            new = self._mesh_new(image_rgb, new, from_zoom)
+            new = self._mesh_new(image_rgb, new, from_zoom, weak)
             mesh_ms += (time.perf_counter() - mid) * 1e3
             parts.append(new)
             known = known + [None] * len(new)
@@ -206,7 +228,9 @@ class FaceFinder:
         keypoints[:, RIGHT_EYE_KEYPOINT, 0] -= (boxes[:, 2] - boxes[:, 0]) / 4
         keypoints[:, LEFT_EYE_KEYPOINT, 0] += (boxes[:, 2] - boxes[:, 0]) / 4
         faces = FaceDetections(boxes, np.ones(len(boxes), np.float32), keypoints)
-        faces = self._mesh_new(image_rgb, faces, np.zeros(len(faces), bool))
+        if self.mesh is not None and self.landmarks_wanted and len(faces):
+            mesh = self.mesh.estimate(image_rgb, faces)
+            faces = faces.with_landmarks(mesh.points, mesh.presence)
         self.timings = {"detect": 0.0, "landmarks": (time.perf_counter() - start) * 1e3}
         return Found(faces, [None] * len(faces))
 
@@ -220,20 +244,35 @@ class FaceFinder:
             track.state.roi = FaceRois(rois.centres[i:i + 1], rois.sides[i:i + 1], rois.angles[i:i + 1]) if good else None
             track.state.followed = track.state.followed or good
 
-    def _mesh_new(self, image_rgb: np.ndarray, new: FaceDetections, from_zoom: np.ndarray) -> FaceDetections:
-        """The new faces with their landmarks (when wanted); those only a zoomed search found must also
-        pass the mesh's presence score: at 2 or 3 times the zoom, hands and patterns pass for faces."""
+    def _mesh_new(self, image_rgb: np.ndarray, new: FaceDetections, from_zoom: np.ndarray,
+                  weak: np.ndarray | None = None) -> FaceDetections:
+        """The new faces with their landmarks (when wanted), those the face mesh takes for faces.
+
+        Faces only a zoomed search found must reach landmarks.presence_threshold (at
+        2 or 3 times the zoom, hands and patterns pass for faces); the whole image's
+        CANDIDATE_PRESENCE (candidates) or DETECTION_PRESENCE, on the eye-levelled
+        crop or else the upright one (module docstring).
+        """
         if self.mesh is None or not len(new):
             return new
-        threshold = self.config.landmarks.presence_threshold
+        mesh = self.mesh.estimate(image_rgb, new)
+        points, presence = mesh.points, mesh.presence
+        weak = np.zeros(len(new), bool) if weak is None else weak
+        needed = np.where(from_zoom, self.config.landmarks.presence_threshold,
+                          np.where(weak, CANDIDATE_PRESENCE, DETECTION_PRESENCE))
+        # A profile's eye keypoints often tilt the crop: where the mesh sees no face in it, the upright crop
+        # may (whole-image faces only).
+        retry = ~from_zoom & (presence < needed)
+        if retry.any():
+            rois = FaceRois.from_detections(new.take(retry), self.mesh.model.roi_scale)
+            upright = self.mesh.estimate_rois(image_rgb, FaceRois(rois.centres, rois.sides, np.zeros_like(rois.angles)))
+            better = upright.presence > presence[retry]
+            idx = np.flatnonzero(retry)[better]
+            presence[idx] = upright.presence[better]
+            points[idx] = upright.points[better]
         if self.landmarks_wanted:
-            mesh = self.mesh.estimate(image_rgb, new)
-            return new.with_landmarks(mesh.points, mesh.presence).take(~from_zoom | (mesh.presence >= threshold))
-        if not from_zoom.any():
-            return new
-        keep = np.ones(len(new), bool)
-        keep[from_zoom] = self.mesh.estimate(image_rgb, new.take(from_zoom)).presence >= threshold
-        return new.take(keep)
+            new = new.with_landmarks(points, presence)
+        return new.take(presence >= needed)
 
     # -- following ------------------------------------------------------------------------------
 
