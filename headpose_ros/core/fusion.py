@@ -5,8 +5,8 @@ face's own axes (roll about x, pitch about y, yaw about z), as a function of
 how far the face is turned from the camera (|yaw| along its line of sight, as
 the network reads it: full range, it does not collapse at profiles). The
 tables below are measured, not guessed: ``python -m
-headpose_ros.tools.calibrate_fusion`` renders a still set of its own (seed 7,
-400 faces; evaluation.synth), runs both estimators and prints the
+headpose_ros.tools.calibrate_fusion`` renders still sets of its own (seed 7,
+400 faces with the default views and 400 with the hard ones; evaluation.synth), runs both estimators and prints the
 root-mean-square error about each axis at each knot, and how well these
 tables predict the errors (docs/benchmarks.md, "Fusion").
 
@@ -28,18 +28,18 @@ WHENET_MAE_DEG = 5.42  # core.models.WHENET.mae_deg, the network NETWORK_SIGMA_D
 YAW_KNOTS_DEG = (0.0, 30.0, 60.0, 90.0)
 # Root-mean-square error (degrees) about the face's x (roll), y (pitch) and z (yaw) axes, per knot.
 LANDMARK_SIGMA_DEG = (
-    (4.9, 6.9, 6.5),
-    (8.8, 8.3, 12.3),
-    (15.5, 10.0, 24.2),
-    (16.3, 9.5, 29.2),
+    (5.9, 8.2, 8.1),
+    (9.0, 9.2, 12.6),
+    (14.2, 10.4, 26.8),
+    (18.3, 9.4, 38.6),
 )
 # Measured for WHENet (core.models.WHENET); another network's table is this one scaled by the ratio of
 # the published mean errors (network_sigma_deg).
 NETWORK_SIGMA_DEG = (
-    (2.7, 6.7, 6.2),
-    (4.3, 6.9, 5.6),
-    (6.1, 9.9, 5.1),
-    (5.4, 18.4, 5.2),
+    (3.2, 7.6, 10.1),
+    (5.1, 8.7, 8.6),
+    (7.8, 11.8, 10.8),
+    (8.2, 16.4, 11.9),
 )
 
 

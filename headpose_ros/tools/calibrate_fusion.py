@@ -1,8 +1,9 @@
 """Measure the rotation error of each estimator against the |yaw| it sees: the tables fusion weights by.
 
 Run ``python -m headpose_ros.tools.calibrate_fusion [--count N] [--seed S]``
-after ``make setup``. It renders its own still set (evaluation.synth, seed 7
-by default: not the seed-0 set that ``make eval`` scores), runs landmark PnP
+after ``make setup``. It renders its own still sets (evaluation.synth, seed 7
+by default: not the seed-0 sets that ``make eval`` scores; the default views
+and the hard ones, HARD_VIEWS, which reach 90 deg of yaw), runs landmark PnP
 and the network on every face, and prints, per |yaw| knot of
 core.fusion.YAW_KNOTS_DEG, the root-mean-square error of each estimator about
 the face's own axes (roll about x, pitch about y, yaw about z), in degrees, in
@@ -26,7 +27,7 @@ from ..core.models import HOPENET_CONVENTION
 from ..evaluation.datasets import read_folder
 from ..evaluation.metrics import pick_head
 from ..evaluation.runner import make_engines
-from ..evaluation.synth import SynthSettings, synthesize
+from ..evaluation.synth import HARD_VIEWS, SynthSettings, synthesize
 
 
 def face_axis_errors_deg(R_est: np.ndarray, R_true: np.ndarray) -> np.ndarray:
@@ -79,9 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         import cv2
         return cv2.cvtColor(cv2.imread(str(assets.photo_path(name))), cv2.COLOR_BGR2RGB)
 
-    with tempfile.TemporaryDirectory() as tmp:
-        synthesize(Path(tmp), SynthSettings(count=args.count, seed=args.seed), photo, log=lambda line: None)
-        yaws, lm_err, net_err = measure(Path(tmp))
+    parts = []
+    for views in ({}, HARD_VIEWS):
+        with tempfile.TemporaryDirectory() as tmp:
+            synthesize(Path(tmp), SynthSettings(count=args.count, seed=args.seed, **views), photo, log=lambda line: None)
+            parts.append(measure(Path(tmp)))
+    yaws, lm_err, net_err = (np.concatenate(arrays) for arrays in zip(*parts))
     print(f"{len(yaws)} faces found by both estimators; |yaw| knots {fusion.YAW_KNOTS_DEG}")
     for name, errors in (("LANDMARK_SIGMA_DEG", lm_err), ("NETWORK_SIGMA_DEG", net_err)):
         table = rms_at_knots(yaws, errors)
