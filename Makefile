@@ -197,18 +197,24 @@ demo: setup
 
 # --- eval / bench -----------------------------------------------------------------
 
-# The ground-truth sets are rendered once per setting (delete out/synth, out/synth_video to redo them).
+# The ground-truth sets are rendered once per setting (delete out/synth* to redo them), and again when the
+# face model changes (its axes are the truth's).
 SYNTH_COUNT ?= 300
 SYNTH_SEED ?= 0
 EVAL_DATASET ?=
-out/synth/labels.json: | setup
+FACE_MODEL := headpose_ros/data/face_model.csv
+out/synth/labels.json: $(FACE_MODEL) | setup
 	$(RUN) $(VENV)/bin/headpose-ros synth --out out/synth --count $(SYNTH_COUNT) --seed $(SYNTH_SEED)
 
-out/synth_video/labels.json: | setup
+out/synth_hard/labels.json: $(FACE_MODEL) | setup
+	$(RUN) $(VENV)/bin/headpose-ros synth --hard --out out/synth_hard --count $(SYNTH_COUNT) --seed $(SYNTH_SEED)
+
+out/synth_video/labels.json: $(FACE_MODEL) | setup
 	$(RUN) $(VENV)/bin/headpose-ros synth --video --out out/synth_video --seed $(SYNTH_SEED)
 
-eval: setup out/synth/labels.json out/synth_video/labels.json
+eval: setup out/synth/labels.json out/synth_hard/labels.json out/synth_video/labels.json
 	$(RUN) $(VENV)/bin/headpose-ros eval out/synth --out out/eval/synth
+	$(RUN) $(VENV)/bin/headpose-ros eval out/synth_hard --out out/eval/synth_hard
 	$(RUN) $(VENV)/bin/headpose-ros eval --consistency --out out/eval/consistency
 	$(RUN) $(VENV)/bin/headpose-ros eval out/synth_video --out out/eval/video
 	@if [ -n "$(EVAL_DATASET)" ]; then \

@@ -40,6 +40,8 @@ CONSISTENCY_PHOTOS = ("astronaut", "obama", "obama2", "obama3", "biden", "grace_
 ROTATIONS_DEG = (-30, -20, -10, 10, 20, 30)
 JITTER_FRAMES = 30
 JITTER_NOISE = 3.0  # grey levels, standard deviation: a well-lit consumer camera
+# The field of view assumed when comparing backends on the photos: a portrait lens (about 100 mm on full frame).
+AGREEMENT_FOV_DEG = 20.0
 # A changed image's face must lie this close to where the original face maps to (box widths).
 MATCH_RADIUS = 0.3
 
@@ -56,6 +58,9 @@ class Consistency:
     jitter_m: list[float] = field(default_factory=list)  # sd of the position (norm of the per-axis sds)
     faces: int = 0
     missed: int = 0  # faces whose changed image gave no matching estimate
+    # Every face of the photos and of their mirror images: (photo, mirrored, box centre px, box width px,
+    # yaw/pitch/roll deg), for comparing backends (frontal_agreement).
+    readings: list[tuple[str, bool, np.ndarray, float, np.ndarray]] = field(default_factory=list)
 
     def summary(self) -> dict:
         """Means (and maxima) over faces, JSON-ready."""
@@ -77,6 +82,28 @@ class Consistency:
             "jitter_yaw": mean(jitter[:, 0]), "jitter_pitch": mean(jitter[:, 1]), "jitter_roll": mean(jitter[:, 2]),
             "jitter_position_mm": None if not self.jitter_m else 1000 * float(np.mean(self.jitter_m)),
         }
+
+
+def frontal_agreement(a: Consistency, b: Consistency) -> dict:
+    """How two backends agree on the faces of the photos and their mirror images: pitch of a minus b.
+
+    Faces are paired by photo, mirroring and box centre (within MATCH_RADIUS box
+    widths). Returns the number of pairs and the mean signed and mean absolute
+    pitch difference, degrees (None without pairs): one frontal for both
+    backends means a mean signed difference near 0. Landmark PnP's reading
+    depends on the camera assumed (the photos' own is unknown): a wide one
+    puts these faces too near, and PnP then reads them pitched up by a few
+    degrees; portraits are taken with long lenses (AGREEMENT_FOV_DEG).
+    """
+    diffs = []
+    for name, mirror, centre, width, angles in a.readings:
+        for other_name, other_mirror, other_centre, _, other_angles in b.readings:
+            if (name, mirror) == (other_name, other_mirror) and \
+                    np.hypot(*(centre - other_centre)) <= MATCH_RADIUS * width:
+                diffs.append(angles[1] - other_angles[1])
+                break
+    return {"faces": len(diffs), "pitch_difference": float(np.mean(diffs)) if diffs else None,
+            "pitch_difference_abs": float(np.mean(np.abs(diffs))) if diffs else None}
 
 
 def centred_camera(image: np.ndarray, fov_deg: float = 60.0) -> CameraModel:
@@ -123,18 +150,21 @@ def rotation_about_axis(theta_deg: float) -> np.ndarray:
 
 def measure(engine: HeadPoseEngine, photos: dict[str, np.ndarray], rotations=ROTATIONS_DEG,
             jitter_frames: int = JITTER_FRAMES, seed: int = 0,
-            progress: Callable[[str], None] | None = None) -> Consistency:
-    """Flip, rotation and jitter errors of one engine over the photos."""
+            progress: Callable[[str], None] | None = None, fov_deg: float = 60.0) -> Consistency:
+    """Flip, rotation and jitter errors of one engine over the photos, through a centred camera of fov_deg."""
     rng = np.random.default_rng(seed)
     out = Consistency()
     for name, image in photos.items():
-        camera = centred_camera(image)
+        camera = centred_camera(image, fov_deg)
         base = estimate(engine, image, camera)
         out.faces += len(base)
         H, W = image.shape[:2]
         cx, cy = camera.cx, camera.cy
         mirrored = np.ascontiguousarray(image[:, ::-1])
         flipped = estimate(engine, mirrored, camera)
+        for mirror, heads in ((False, base), (True, flipped)):
+            out.readings += [(name, mirror, (h.box[:2] + h.box[2:]) / 2, float(h.box[2] - h.box[0]),
+                              h.yaw_pitch_roll_deg) for h in heads]
         for head in base:
             centre = (head.box[:2] + head.box[2:]) / 2
             width = float(head.box[2] - head.box[0])

@@ -141,7 +141,7 @@ def run_consistency(args) -> int:
     import cv2
 
     from .. import assets
-    from ..evaluation.consistency import CONSISTENCY_PHOTOS, measure
+    from ..evaluation.consistency import AGREEMENT_FOV_DEG, CONSISTENCY_PHOTOS, frontal_agreement, measure
     from ..evaluation.report import consistency_markdown
 
     names = [n.strip() for n in args.photos.split(",") if n.strip()] or list(CONSISTENCY_PHOTOS)
@@ -150,14 +150,28 @@ def run_consistency(args) -> int:
     except assets.AssetError as exc:
         raise CommandError(str(exc)) from None
     engines = _engines(args)
-    results = {}
+    measured = {}
     for backend, engine in engines.items():
         print(f"{backend}: {len(photos)} photos", file=sys.stderr, flush=True)
-        results[backend] = measure(engine, photos, jitter_frames=args.jitter_frames).summary()
+        measured[backend] = measure(engine, photos, jitter_frames=args.jitter_frames)
+    results = {backend: m.summary() for backend, m in measured.items()}
+    agreement = {}
+    if {"landmarks", "hopenet"} <= set(engines):
+        # One frontal: the same photos and mirror images through the consistency camera and a portrait lens.
+        agreement["60"] = frontal_agreement(measured["landmarks"], measured["hopenet"])
+        narrow = {k: measure(engines[k], photos, rotations=(), jitter_frames=0, fov_deg=AGREEMENT_FOV_DEG)
+                  for k in ("landmarks", "hopenet")}
+        agreement[f"{AGREEMENT_FOV_DEG:g}"] = frontal_agreement(narrow["landmarks"], narrow["hopenet"])
     args.out.mkdir(parents=True, exist_ok=True)
     table = consistency_markdown(results)
+    for fov, a in agreement.items():
+        if a["faces"]:
+            table += (f"\nOne frontal, {a['faces']} faces (the photos and their mirror images, a {fov} deg centred "
+                      f"camera): `landmarks` reads {a['pitch_difference']:+.2f} deg of pitch more than `hopenet` "
+                      f"on average ({a['pitch_difference_abs']:.2f} deg apart per face).\n")
     (args.out / "consistency.json").write_text(json.dumps(
-        {"photos": names, "command": "headpose-ros eval " + " ".join(sys.argv[2:]), "results": results}, indent=1))
+        {"photos": names, "command": "headpose-ros eval " + " ".join(sys.argv[2:]), "results": results,
+         "frontal_agreement": agreement}, indent=1))
     (args.out / "consistency.md").write_text(table)
     print(f"Consistency on {len(photos)} real photos ({', '.join(names)}); degrees:\n")
     print(table)
