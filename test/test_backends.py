@@ -207,3 +207,20 @@ def test_a_face_looking_into_the_lens_reads_zero_anywhere_in_the_image(engines, 
         # Relative to the optical axis the same face is turned by the angle of its line of sight.
         assert np.degrees(np.linalg.norm(np.radians(head.optical_yaw_pitch_roll_deg))) == \
             pytest.approx(off_axis, abs=6), position
+
+
+@pytest.mark.parametrize("theta", [-45, 50])
+def test_the_network_sees_a_tilted_face_levelled(engines, photo, theta, monkeypatch):
+    """A face turned in the image plane beyond LEVEL_MIN_ROLL_DEG is levelled by its eye line before the
+    network sees it, and the turn is given back: the roll follows the image (here by 45-50 deg), which
+    the network alone does not."""
+    from headpose_ros.core import headpose_net
+
+    camera = render_camera()
+    base = estimate(engines["hopenet"], astronaut_frame(photo), camera)
+    turned = astronaut_frame(photo, angle_deg=theta)
+    rolled = estimate(engines["hopenet"], turned, camera)
+    assert rolled.yaw_pitch_roll_deg[2] - base.yaw_pitch_roll_deg[2] == pytest.approx(theta, abs=5)
+    monkeypatch.setattr(headpose_net, "LEVEL_MIN_ROLL_DEG", 90.0)  # never level: the network on its own
+    unlevelled = estimate(engines["hopenet"], turned, camera)
+    assert abs(unlevelled.yaw_pitch_roll_deg[2] - base.yaw_pitch_roll_deg[2] - theta) > 8

@@ -18,7 +18,7 @@ from .config import EngineConfig
 from . import fusion
 from .face_model import FaceModel
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator, camera_from_ray, rotation_along_ray
-from .landmarks import FaceMesh
+from .landmarks import FaceMesh, FaceRois
 from .pnp import PoseRejected, fit_translation, solve_head_pose
 from .track_state import NetworkKeyframe, TrackState
 from .types import Estimate, EstimateStatus, FaceDetections, PoseMeasurement
@@ -102,6 +102,12 @@ class LandmarkPnPBackend:
         return fit_translation(landmarks_px[self._fit_indices], self._model_points, camera, R, t0)
 
 
+def screen_turn(theta_deg: float) -> np.ndarray:
+    """(3, 3) the rotation about the viewing axis that turns what a camera sees counter-clockwise on screen by θ."""
+    c, s = np.cos(np.radians(theta_deg)), np.sin(np.radians(theta_deg))
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])  # v points down: a negative turn about z
+
+
 # Beyond this |yaw| (the network's, along the viewing ray) a face's rotation is not carried by its landmarks;
 # nor once its gaze has turned this far from the keyframe's (the network then runs again).
 CARRY_MAX_YAW_DEG = 45.0
@@ -166,7 +172,10 @@ class NetworkBackend:
         fits = fits if fits is not None else [None] * n
         carried = [self._carries(states[i], fits[i]) for i in range(n)]
         run = [i for i in range(n) if not carried[i]]
-        angles = self.network.estimate(image_rgb, faces.boxes[run]) if run else None
+        # Each face's eye line (counter-clockwise on screen, degrees) from its keypoints: a tilted face is
+        # levelled before the network sees it, and the turn is given back about its viewing ray.
+        roll = np.degrees(FaceRois.from_detections(faces, 1.0).angles) if n else np.zeros(0)
+        angles = self.network.estimate(image_rgb, faces.boxes[run], roll[run]) if run else None
         out = []
         for i in range(n):
             t, t_cov = self.prior.position(faces.boxes[i], camera)
@@ -180,7 +189,7 @@ class NetworkBackend:
                 k = run.index(i)
                 cb = angles.crop_boxes[k]
                 to_camera = camera_from_ray(camera, (cb[0] + cb[2]) / 2, (cb[1] + cb[3]) / 2)
-                R = to_camera @ rotation_along_ray(self.network.model, angles.ypr_deg[k])
+                R = to_camera @ screen_turn(angles.level_deg[k]) @ rotation_along_ray(self.network.model, angles.ypr_deg[k])
                 yaw = float(angles.ypr_deg[k, 0])
                 states[i].keyframe = NetworkKeyframe(R, fits[i].R, yaw) if fits[i] is not None else None
             rotation_cov = fusion.rotation_covariance(R, fusion.network_sigma_deg(self.network.model.mae_deg, yaw))

@@ -9,23 +9,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
+
 from .camera import CameraModel
 from .inference import NetworkStage, run_batched
 from .models import HeadPoseNetModel, shrink
 from .rotation import rotation_between
 
 
+# A face whose eye line is tilted more than this (degrees) is turned upright before the network sees it.
+LEVEL_MIN_ROLL_DEG = 15.0
+
+
 @dataclass
 class NetworkAngles:
     """The network's answer for n faces, in its own convention.
 
-    ypr_deg: (n, 3) yaw, pitch, roll, degrees (softmax expectations).
-    crop_boxes: (n, 4) the crops fed to the network, xyxy pixels.
+    ypr_deg: (n, 3) yaw, pitch, roll, degrees (softmax expectations), of the face in its crop.
+    crop_boxes: (n, 4) the crops fed to the network, xyxy pixels (before levelling).
+    level_deg: (n,) how far each crop was turned clockwise to level the face's eyes, degrees (0: not turned).
     """
 
     ypr_deg: np.ndarray
     crop_boxes: np.ndarray
+    level_deg: np.ndarray
 
 
 class HeadPoseNetEstimator(NetworkStage):
@@ -52,16 +60,54 @@ class HeadPoseNetEstimator(NetworkStage):
             out[i] = shrink(region, w_in, h_in)
         return out, crop_boxes
 
-    def estimate(self, image_rgb: np.ndarray, boxes: np.ndarray) -> NetworkAngles:
-        """Angles of the faces in `boxes` (n, 4), xyxy pixels."""
+    def estimate(self, image_rgb: np.ndarray, boxes: np.ndarray, roll_deg: np.ndarray | None = None) -> NetworkAngles:
+        """Angles of the faces in `boxes` (n, 4), xyxy pixels.
+
+        roll_deg: (n,) each face's eye line, counter-clockwise on screen (the
+        detector's or the landmarks' eyes), or None. A face tilted further than
+        LEVEL_MIN_ROLL_DEG is turned upright before the network sees it (these
+        networks were trained on faces within a few tens of degrees of upright,
+        and WHENet stops following a 30 deg in-plane turn); its angles are then
+        those of the levelled crop (NetworkAngles.level_deg says by how much).
+        """
         m = self.model
         n = len(boxes)
         if n == 0:
-            return NetworkAngles(np.zeros((0, 3)), np.zeros((0, 4)))
-        crops, crop_boxes = self.crops(image_rgb, boxes)
+            return NetworkAngles(np.zeros((0, 3)), np.zeros((0, 4)), np.zeros(0))
+        level = np.zeros(n) if roll_deg is None else np.where(np.abs(roll_deg) > LEVEL_MIN_ROLL_DEG, roll_deg, 0.0)
+        crops, crop_boxes = self._crops_levelled(image_rgb, boxes, level)
         out = run_batched(self.runtime, m.input.name, m.input.to_tensor(crops), m.outputs)
         ypr = np.stack([bins.decode(out[bins.output]) for bins in (m.yaw, m.pitch, m.roll)], axis=1)
-        return NetworkAngles(ypr, crop_boxes)
+        return NetworkAngles(ypr, crop_boxes, level)
+
+    def _crops_levelled(self, image_rgb: np.ndarray, boxes: np.ndarray, level_deg: np.ndarray):
+        """crops(), with each face whose level_deg is not 0 turned clockwise by it about its crop's centre first."""
+        crops, crop_boxes = self.crops(image_rgb, boxes)
+        for i in np.flatnonzero(level_deg):
+            x0, y0, x1, y1 = crop_boxes[i]
+            centre = ((x0 + x1) / 2, (y0 + y1) / 2)
+            # The crop's region after the turn, sampled straight into the network's input size.
+            w_in, h_in = self.model.input.size
+            M = cv2.getRotationMatrix2D(centre, -float(level_deg[i]), 1.0)  # clockwise on screen by level_deg
+            scale = np.diag([w_in / max(x1 - x0, 1e-6), h_in / max(y1 - y0, 1e-6)])
+            A = scale @ np.hstack([M[:, :2], (M[:, 2] - np.array([x0, y0]))[:, None]])
+            # Only the part of the image the turned crop can reach, shrunk first (area filter) as crops()
+            # shrinks, so that the turn does not alias.
+            half = float(np.hypot(x1 - x0, y1 - y0)) / 2
+            H, W = image_rgb.shape[:2]
+            rx0, ry0 = max(int(centre[0] - half), 0), max(int(centre[1] - half), 0)
+            rx1, ry1 = min(int(np.ceil(centre[0] + half)), W), min(int(np.ceil(centre[1] + half)), H)
+            if rx1 <= rx0 or ry1 <= ry0:
+                continue
+            source = image_rgb[ry0:ry1, rx0:rx1]
+            A = A @ np.array([[1.0, 0.0, rx0], [0.0, 1.0, ry0], [0.0, 0.0, 1.0]])
+            k = int(min((x1 - x0) / w_in, (y1 - y0) / h_in))
+            if k >= 2:
+                source = cv2.resize(source, (max(source.shape[1] // k, 1), max(source.shape[0] // k, 1)),
+                                    interpolation=cv2.INTER_AREA)
+                A = A @ np.diag([k, k, 1.0])
+            crops[i] = cv2.warpAffine(source, A, (w_in, h_in), flags=cv2.INTER_LINEAR, borderValue=0)
+        return crops, crop_boxes
 
 
 def rotation_along_ray(model: HeadPoseNetModel, ypr_deg: np.ndarray) -> np.ndarray:
