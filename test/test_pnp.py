@@ -81,3 +81,30 @@ def test_a_face_seen_from_behind_is_rejected(distorted_camera):
     with pytest.raises(PoseRejected, match="turned away") as rejected:
         solve_head_pose(img, PTS, distorted_camera, settings=PnPConfig(max_facing_angle_deg=-1))
     assert rejected.value.status is EstimateStatus.TURNED_AWAY
+
+
+def test_the_model_normals_point_out_of_the_face():
+    normals = FACE.normals
+    np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1.0, atol=1e-9)
+    from headpose_ros.core import face_model as fm
+    assert normals[fm.NOSE_TIP, 0] > 0.7 and normals[fm.FOREHEAD, 0] > 0.5  # the front faces +x
+    assert normals[454, 1] > 0.5 and normals[234, 1] < -0.5  # the cheeks' outer edges face the sides
+
+
+def test_landmarks_a_turned_face_hides_are_dropped_from_the_fit(distorted_camera):
+    """The face mesh places hidden landmarks by guess, pulled toward where a frontal face has them: with the
+    model's normals the fit drops the landmarks the fitted face turns away from the camera, and the guesses
+    no longer pull the pose."""
+    normals = FACE.normals[FACE.rigid_indices]
+    R = camera_from_yaw_pitch_roll_deg(60, 0, 0)
+    t = np.array([0.0, 0.0, 0.8])
+    img = project(R, t, distorted_camera)
+    view = -(PTS @ R.T + t)
+    hidden = np.einsum("ij,ij->i", normals @ R.T, view) <= 0
+    assert 0.05 * len(PTS) < hidden.sum() < 0.5 * len(PTS)  # the premise: a turned face hides some of them
+    guessed = img.copy()
+    guessed[hidden] += [6.0, 0.0]  # a systematic guess, as for a face turned less
+    plain = solve_head_pose(guessed, PTS, distorted_camera, settings=PnPConfig(outlier_threshold=0.2))
+    with_normals = solve_head_pose(guessed, PTS, distorted_camera, settings=PnPConfig(outlier_threshold=0.2),
+                                   model_normals=normals)
+    assert angle_between_deg(with_normals.R, R) < 0.5 < angle_between_deg(plain.R, R)

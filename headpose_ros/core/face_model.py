@@ -22,6 +22,11 @@ the 23 faces of the sample photos and their mirror images (standard deviation
 3.6° per face). Both are relative to each face's viewing direction, so no
 camera is assumed. ``rigid`` is stored with the points: it was chosen in the
 oval's axes ("at or above the nose base"), and the turn must not change it.
+
+Normals (``surface_normals``, computed at load from the points): for each
+landmark, the normal of the plane through its 12 nearest landmarks, pointing
+away from a point 8 cm behind the sellion. Landmark PnP uses them to drop the
+landmarks a turned face hides (core.pnp).
 """
 
 from __future__ import annotations
@@ -60,15 +65,36 @@ class FaceModel:
     mirror: (468,) int, the index of each landmark's mirror image (itself on the midline).
     rigid: (468,) bool, landmarks that move little with expression (above the
         nose base, eyelids excluded): the ones PnP fits.
+    normals: (468, 3) unit outward surface normals (surface_normals), for
+        telling which landmarks a turned face hides.
     """
 
     points: np.ndarray
     mirror: np.ndarray
     rigid: np.ndarray
+    normals: np.ndarray | None = None
 
     @property
     def rigid_indices(self) -> np.ndarray:
         return np.flatnonzero(self.rigid)
+
+
+# The surface normals point away from this point of the head (metres, face frame: 8 cm behind the sellion,
+# 3 cm below it), roughly the head's centre as the face sees it.
+HEAD_CENTRE_M = (-0.08, 0.0, -0.03)
+NORMAL_NEIGHBOURS = 12
+
+
+def surface_normals(points: np.ndarray) -> np.ndarray:
+    """(n, 3) unit normals of the surface through the points (n, 3): for each, the normal of the plane through
+    its NORMAL_NEIGHBOURS nearest points (itself included), turned away from HEAD_CENTRE_M."""
+    distances = np.linalg.norm(points[:, None] - points[None], axis=2)
+    normals = np.empty_like(points)
+    for i, order in enumerate(np.argsort(distances, axis=1)[:, :NORMAL_NEIGHBOURS]):
+        near = points[order]
+        n = np.linalg.svd(near - near.mean(0))[2][2]
+        normals[i] = n if n @ (points[i] - HEAD_CENTRE_M) >= 0 else -n
+    return normals
 
 
 def rigid_mask(points: np.ndarray, mirror: np.ndarray) -> np.ndarray:
@@ -101,4 +127,4 @@ def load_face_model(path: str | None = None) -> FaceModel:
         raise ValueError(f"{path or DATA_FILE}: expected 468 rows of index, x_mm, y_mm, z_mm, mirror_index, rigid")
     points = table[:, 1:4] / 1000.0
     mirror = table[:, 4].astype(int)
-    return FaceModel(points=points, mirror=mirror, rigid=table[:, 5] > 0)
+    return FaceModel(points=points, mirror=mirror, rigid=table[:, 5] > 0, normals=surface_normals(points))

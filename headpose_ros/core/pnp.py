@@ -19,6 +19,10 @@ LM_CRITERIA = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_COUNT, 20, 1e-7)
 TRACKED_LM_CRITERIA = (cv2.TERM_CRITERIA_COUNT, 1, 0.0)
 
 
+# Rounds of dropping the landmarks the fitted face hides (model_normals) and refitting.
+HIDDEN_ROUNDS = 3
+
+
 class PoseRejected(Exception):
     """The fit gave no physically valid pose; the message says why, `status` which kind of reason it is."""
 
@@ -33,6 +37,7 @@ def solve_head_pose(
     camera: CameraModel,
     prior: PoseMeasurement | None = None,
     settings: PnPConfig = PnPConfig(),
+    model_normals: np.ndarray | None = None,
 ) -> PoseMeasurement:
     """Fit the face model to its landmarks in the image.
 
@@ -41,6 +46,11 @@ def solve_head_pose(
     prior: the track's previous pose, used as the starting point.
     settings: how the fit is made robust (outlier threshold as a fraction of
         the face's size in pixels, RANSAC rounds, the largest facing angle).
+    model_normals: (n, 3) outward surface normals of the model points, or None.
+        With them, the landmarks the fitted face turns away from the camera
+        are dropped and the pose refined on the rest: the face mesh places
+        hidden landmarks too, by guess, and a turned face's guesses pull it
+        back toward frontal.
     Raises PoseRejected when no valid pose exists.
 
     A new face (no prior) gets RANSAC over the landmarks (SQPnP on each
@@ -87,6 +97,14 @@ def solve_head_pose(
         inliers[idx.ravel()] = True
         final = LM_CRITERIA
     rvec, tvec = cv2.solvePnPRefineLM(obj[inliers], img[inliers], K, D, rvec, tvec, criteria=final)
+    if model_normals is not None:
+        normals = np.asarray(model_normals, dtype=np.float64)
+        for _ in range(HIDDEN_ROUNDS):  # the pose moves once hidden points go, and may hide more
+            hidden = _hidden(obj, normals, rvec, tvec)
+            if not hidden[inliers].any() or (inliers & ~hidden).sum() < enough / 2:
+                break
+            inliers &= ~hidden
+            rvec, tvec = cv2.solvePnPRefineLM(obj[inliers], img[inliers], K, D, rvec, tvec, criteria=final)
     R, _ = cv2.Rodrigues(rvec)
     t = tvec.ravel()
     if t[2] <= 0:
@@ -97,6 +115,13 @@ def solve_head_pose(
         raise PoseRejected(EstimateStatus.TURNED_AWAY, f"the face would be turned away from the camera ({facing:.0f} deg)")
     rms, cov = _fit_statistics(obj[inliers], img[inliers], K, D, rvec, tvec)
     return PoseMeasurement(R=R, t=t, covariance=cov, reprojection_rms_px=rms, inlier_fraction=float(inliers.mean()))
+
+
+def _hidden(obj, normals, rvec, tvec) -> np.ndarray:
+    """(n,) bool: the model points whose surface faces away from the camera at this pose."""
+    R, _ = cv2.Rodrigues(rvec)
+    points = obj @ R.T + tvec.ravel()
+    return np.einsum("ij,ij->i", normals @ R.T, -points) <= 0
 
 
 def _inliers(obj, img, K, D, rvec, tvec, threshold) -> np.ndarray:
