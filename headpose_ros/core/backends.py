@@ -18,7 +18,7 @@ from .config import EngineConfig
 from . import fusion
 from .face_model import FaceModel
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator, camera_from_ray, rotation_along_ray
-from .landmarks import FaceMesh, FaceRois
+from .landmarks import LEFT_EYE_KEYPOINT, RIGHT_EYE_KEYPOINT, FaceMesh, FaceRois
 from .pnp import PoseRejected, fit_translation, solve_head_pose
 from .track_state import NetworkKeyframe, TrackState
 from .types import Estimate, EstimateStatus, FaceDetections, PoseMeasurement
@@ -61,6 +61,7 @@ class LandmarkPnPBackend:
         self.mesh = mesh  # described here; it runs in the engine's face finder
         self._fit_indices = face_model.rigid_indices  # the landmarks PnP fits
         self._model_points = face_model.points[self._fit_indices]
+        self._model_normals = None if face_model.normals is None else face_model.normals[self._fit_indices]
         self.timings: dict[str, float] = {}
         self.apply(config)
 
@@ -84,7 +85,7 @@ class LandmarkPnPBackend:
                 continue
             try:
                 m = solve_head_pose(points[self._fit_indices], self._model_points, camera, states[i].last_pose,
-                                    self.pnp)
+                                    self.pnp, self._model_normals)
             except PoseRejected as exc:
                 out.append(Estimate(None, confidence, exc.status, str(exc), points))
                 continue
@@ -100,6 +101,11 @@ class LandmarkPnPBackend:
         reprojection RMS (px); raises PoseRejected when the face would be behind the camera.
         """
         return fit_translation(landmarks_px[self._fit_indices], self._model_points, camera, R, t0)
+
+
+# A face is levelled for the network only when its eyes are at least this far apart, in box widths
+# (about 0.4 facing the camera, under 0.25 beyond about 50 deg of yaw, where the eye line says little).
+LEVEL_MIN_EYE_SPAN = 0.25
 
 
 def screen_turn(theta_deg: float) -> np.ndarray:
@@ -174,7 +180,11 @@ class NetworkBackend:
         run = [i for i in range(n) if not carried[i]]
         # Each face's eye line (counter-clockwise on screen, degrees) from its keypoints: a tilted face is
         # levelled before the network sees it, and the turn is given back about its viewing ray.
+        # Only where the eyes are far enough apart for their line to mean something (not on a profile).
         roll = np.degrees(FaceRois.from_detections(faces, 1.0).angles) if n else np.zeros(0)
+        if n:
+            eyes = faces.keypoints[:, LEFT_EYE_KEYPOINT] - faces.keypoints[:, RIGHT_EYE_KEYPOINT]
+            roll[np.linalg.norm(eyes, axis=1) < LEVEL_MIN_EYE_SPAN * (faces.boxes[:, 2] - faces.boxes[:, 0])] = 0.0
         angles = self.network.estimate(image_rgb, faces.boxes[run], roll[run]) if run else None
         out = []
         for i in range(n):

@@ -28,18 +28,18 @@ WHENET_MAE_DEG = 5.42  # core.models.WHENET.mae_deg, the network NETWORK_SIGMA_D
 YAW_KNOTS_DEG = (0.0, 30.0, 60.0, 90.0)
 # Root-mean-square error (degrees) about the face's x (roll), y (pitch) and z (yaw) axes, per knot.
 LANDMARK_SIGMA_DEG = (
-    (5.9, 8.2, 8.1),
-    (9.0, 9.2, 12.6),
-    (14.2, 10.4, 26.8),
-    (18.3, 9.4, 38.6),
+    (5.8, 8.0, 8.1),
+    (9.3, 8.9, 14.1),
+    (14.2, 10.4, 27.1),
+    (18.2, 10.4, 38.4),
 )
 # Measured for WHENet (core.models.WHENET); another network's table is this one scaled by the ratio of
 # the published mean errors (network_sigma_deg).
 NETWORK_SIGMA_DEG = (
-    (3.2, 7.6, 10.1),
-    (5.1, 8.7, 8.6),
-    (7.8, 11.8, 10.8),
-    (8.2, 16.4, 11.9),
+    (4.1, 7.7, 10.7),
+    (5.3, 8.0, 9.5),
+    (7.4, 10.8, 7.1),
+    (7.6, 12.9, 6.4),
 )
 
 
