@@ -174,6 +174,8 @@ def test_a_profile_the_detector_scores_low_is_kept_when_the_face_mesh_sees_a_fac
     truth = camera_from_yaw_pitch_roll_deg(75, -20, 0)
     from headpose_ros.core.rotation import angle_between_deg
     assert angle_between_deg(heads[0].R, truth) < 20
+    # Not in video: a profile the mesh cannot follow would come and go with the searches.
+    assert video_engine(backend="hopenet").process(image, camera, 0.0).faces_detected == 0
 
 
 @pytest.mark.parametrize("backend", ["landmarks", "hopenet", "fusion"])

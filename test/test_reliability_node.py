@@ -185,21 +185,18 @@ def set_parameters(client, **values):
 
 def test_live_parameters_apply_and_the_others_are_refused_with_a_reason(client, node, photo, camera):
     frame = astronaut_frame(photo)
-    # Both bars: below score_threshold a face is still kept as a candidate the face mesh confirms.
-    assert set_parameters(client, detection__score_threshold=0.999, detection__candidate_threshold=0.999) == \
-        [(True, ""), (True, "")]
+    assert set_parameters(client, detection__score_threshold=0.999) == [(True, "")]
     # A face already followed needs no detection: let it go (an empty frame) so that it must be found anew.
     assert len(serve(client, np.full_like(frame, 40), camera).heads) == 0
     assert len(serve(client, frame, camera).heads) == 0  # the astronaut scores about 0.9
-    assert wait_for_log(node, "detection.score_threshold=0.999")
+    assert wait_for_log(node, "parameters changed: detection.score_threshold=0.999")
     (ok, reason), = set_parameters(client, detection__score_threshold=2.0)  # the descriptor's range
     assert not ok and "out of range" in reason
     (ok, reason), = set_parameters(client, attention__cone_half_angle_deg=95.0)  # the engine's own checks
     assert not ok and "attention.cone_half_angle_deg must be in (0, 90)" in reason
     (ok, reason), = set_parameters(client, backend="hopenet")
     assert not ok and "read-only" in reason
-    assert set_parameters(client, detection__score_threshold=0.5, detection__candidate_threshold=0.2) == \
-        [(True, ""), (True, "")]
+    assert set_parameters(client, detection__score_threshold=0.5) == [(True, "")]
     assert len(serve(client, frame, camera).heads) == 1
 
 

@@ -26,8 +26,10 @@ A zoomed search never replaces a face the whole image found: it only adds
 faces, and only those the face mesh takes for faces (presence score): at
 that zoom the detector also fires on hands and patterns.
 
-Candidates (profiles): the whole-image search also returns the faces it
-scores between detection.candidate_threshold and detection.score_threshold.
+Candidates (profiles, still images): the whole-image search also returns the
+faces it scores between detection.candidate_threshold and
+detection.score_threshold (not in video, where a profile the mesh cannot
+follow would come and go with the searches, a new id each time).
 BlazeFace scores most faces turned 60-90 deg below 0.5. A candidate is kept
 when the face mesh sees a face in it: presence at least CANDIDATE_PRESENCE on
 the detector's eye-levelled crop or on the upright one (the detector's eye
@@ -186,8 +188,10 @@ class FaceFinder:
         parts, searched, detect_ms = [followed], [], 0.0
         if whole or tiles or len(regions):
             start = time.perf_counter()
-            new = self.detector.detect(image_rgb, full_scale, candidates=self.mesh is not None) \
-                if whole else FaceDetections.empty()
+            # Candidates in still images only: in video a profile the mesh cannot follow would come and go
+            # with the searches, a new track (and id) each time.
+            candidates = self.mesh is not None and not self.follows
+            new = self.detector.detect(image_rgb, full_scale, candidates=candidates) if whole else FaceDetections.empty()
             if self._tiles_if_alone and np.any(new.scores >= self.config.detection.score_threshold):
                 tiles = []  # video, nothing followed: the whole image found someone to follow already
             zoomed = [self._detect_tile(image_rgb, full_scale, k) for k in tiles]
