@@ -101,3 +101,14 @@ def test_candidates_come_after_the_faces_and_leave_them_as_they_were(detector, p
     with_settings(detector, candidate_threshold=0.5)
     assert len(detector.detect(clutter, candidates=True)) == len(detector.detect(clutter))
     with_settings(detector)
+
+
+def test_box_containment_sees_a_small_box_inside_a_large_one():
+    from headpose_ros.core.detection import box_containment
+
+    big = np.array([[0.0, 0.0, 60.0, 60.0]])
+    inside = np.array([[10.0, 10.0, 40.0, 40.0]])
+    beside = np.array([[60.0, 0.0, 90.0, 30.0]])
+    assert box_iou(big, inside)[0, 0] == pytest.approx(0.25)  # IoU alone calls them two faces
+    assert box_containment(big, inside)[0, 0] == pytest.approx(1.0) == box_containment(inside, big)[0, 0]
+    assert box_containment(big, beside)[0, 0] == 0.0

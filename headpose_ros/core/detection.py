@@ -21,6 +21,18 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
 
+def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, m) intersection over the smaller box's area of xyxy boxes a (n, 4) and b (m, 4): 1 when one lies
+    inside the other, whatever their sizes (where IoU stays low for a small box inside a large one)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
+    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
+    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    smaller = np.minimum(area_a[:, None], area_b[None, :])
+    return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
+
+
 def weighted_nms(boxes: np.ndarray, scores: np.ndarray, points: np.ndarray, iou_threshold: float):
     """MediaPipe-style weighted NMS: each kept face is the score-weighted mean of its cluster.
 

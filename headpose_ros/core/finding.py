@@ -74,7 +74,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .config import EngineConfig
-from .detection import FaceDetector, box_iou, weighted_nms
+from .detection import FaceDetector, box_containment, box_iou, weighted_nms
 from .landmarks import LEFT_EYE_KEYPOINT, RIGHT_EYE_KEYPOINT, FaceMesh, FaceRois, landmark_geometry
 from .types import FaceDetections
 
@@ -82,8 +82,12 @@ from .types import FaceDetections
 TILE_OVERLAP = 0.1
 # A tile keeps faces smaller than this fraction of the image's shorter side.
 TILE_MAX_FACE = 0.12
-# Two followed faces whose boxes overlap more than this are one face: the younger track lets go.
+# Two followed faces whose boxes overlap more than this (IoU), or one of which lies mostly inside the other
+# (DUPLICATE_CONTAINMENT of the smaller box), are one face: one track lets go (FaceFinder._follow).
 DUPLICATE_IOU = 0.5
+DUPLICATE_CONTAINMENT = 0.7
+# A new detection covering this much of a followed face's box (or the other way round) is that face.
+FOLLOWED_CONTAINMENT = 0.5
 # The face mesh's presence a face of the whole-image search needs: a candidate (scored below score_threshold)
 # and any other (module docstring).
 CANDIDATE_PRESENCE = 0.05
@@ -203,7 +207,8 @@ class FaceFinder:
             from_zoom = np.arange(len(new)) >= n_whole
             weak = ~from_zoom & (new.scores < self.config.detection.score_threshold)
             if len(followed) and len(new):
-                apart = box_iou(new.boxes, followed.boxes).max(axis=1) < self.config.tracking.iou_threshold
+                apart = (box_iou(new.boxes, followed.boxes).max(axis=1) < self.config.tracking.iou_threshold) & \
+                    (box_containment(new.boxes, followed.boxes).max(axis=1) < FOLLOWED_CONTAINMENT)
                 new, from_zoom, weak = new.take(apart), from_zoom[apart], weak[apart]
             mid = time.perf_counter()
             detect_ms = (mid - start) * 1e3
@@ -288,11 +293,15 @@ class FaceFinder:
         mesh = self.mesh.estimate_rois(image_rgb, FaceRois.concatenate([t.state.roi for t in candidates]))
         keep = mesh.presence >= self.config.landmarks.presence_threshold
         keypoints, boxes, rois = landmark_geometry(mesh.points, self.mesh.model.roi_scale)
-        if len(candidates) > 1:  # two tracks that drifted onto one face: the older one keeps it
-            order = sorted(range(len(candidates)), key=lambda i: -candidates[i].hits)
-            iou = box_iou(boxes, boxes)
+        if len(candidates) > 1:
+            # Two tracks that drifted onto one face (one face passing in front of another): the track whose
+            # last box is most like the face's box now keeps it (the one that was on it), the older on a tie.
+            previous = np.array([t.box for t in candidates], dtype=np.float64)
+            stayed = np.diag(box_iou(boxes.astype(np.float64), previous))
+            order = sorted(range(len(candidates)), key=lambda i: (-round(float(stayed[i]), 2), -candidates[i].hits))
+            same = (box_iou(boxes, boxes) > DUPLICATE_IOU) | (box_containment(boxes, boxes) > DUPLICATE_CONTAINMENT)
             for rank, i in enumerate(order):
-                if keep[i] and any(keep[j] and iou[i, j] > DUPLICATE_IOU for j in order[:rank]):
+                if keep[i] and any(keep[j] and same[i, j] for j in order[:rank]):
                     keep[i] = False
         lost = [t for t, ok in zip(candidates, keep) if not ok]
         for track in lost:
