@@ -32,15 +32,16 @@ detection.score_threshold (not in video, where a profile the mesh cannot
 follow would come and go with the searches, a new id each time).
 BlazeFace scores most faces turned 60-90 deg below 0.5. A candidate is kept
 when the face mesh sees a face in it: presence at least CANDIDATE_PRESENCE on
-the detector's eye-levelled crop or on the upright one (the detector's eye
-keypoints are often wrong on a profile). Every other face of the whole-image
+the detector's eye-levelled crop or on an upright one, centred or moved 0.15
+box widths to either side (the detector's eye keypoints are often wrong on a
+profile, and its box is centred on the head, the face off to one side). Every other face of the whole-image
 search must reach DETECTION_PRESENCE: the detector's rare false faces above
 0.5 on face-free images (7 in 600 images of clutter and photo patches) had a
 presence of at most 0.0005, and 1 of 550 real AFLW2000-3D faces it found was
 below 0.002. Measured on renders: 52% of the faces turned 60-90 deg score 0.5
-or more, 93% 0.2 or more, and with the mesh's check 81% are kept; on 300
+or more, 91-93% 0.2 or more, and with the mesh's check 82% are kept; on 300
 face-free images the detector gave 234 candidates from 0.2, whose presence
-never exceeded 0.013 (docs/benchmarks.md). A profile's presence is
+never exceeded 0.02 on any of these crops (docs/benchmarks.md). A profile's presence is
 often below landmarks.presence_threshold, so landmark PnP rejects it, the
 network backends estimate it, and video does not follow it from its landmarks.
 
@@ -92,6 +93,9 @@ FOLLOWED_CONTAINMENT = 0.5
 # and any other (module docstring).
 CANDIDATE_PRESENCE = 0.05
 DETECTION_PRESENCE = 0.002
+# The upright crops tried for a whole-image face the eye-levelled crop does not confirm: centre shifts in box
+# widths (measured on rendered profiles: 72% confirmed upright and centred, 82% with the shifts).
+RETRY_SHIFTS = (0.0, -0.15, 0.15)
 # The square searched around a lost face, in sides of its last box; and how many such squares a frame.
 LOST_REGION_SCALE = 3.0
 LOST_REGIONS_PER_FRAME = 3
@@ -273,12 +277,21 @@ class FaceFinder:
         # may (whole-image faces only).
         retry = ~from_zoom & (presence < needed)
         if retry.any():
+            # Upright, centred on the box and moved a little to either side (a profile's box is centred on
+            # the head, its face off to one side), all in one batch; the crop seeing the most face wins.
             rois = FaceRois.from_detections(new.take(retry), self.mesh.model.roi_scale)
-            upright = self.mesh.estimate_rois(image_rgb, FaceRois(rois.centres, rois.sides, np.zeros_like(rois.angles)))
-            better = upright.presence > presence[retry]
+            widths = (new.boxes[retry, 2] - new.boxes[retry, 0])[:, None]
+            tries = [FaceRois(rois.centres + [dx, 0.0] * widths, rois.sides, np.zeros_like(rois.angles))
+                     for dx in RETRY_SHIFTS]
+            found = self.mesh.estimate_rois(image_rgb, FaceRois.concatenate(tries))
+            m = len(rois)
+            tried = found.presence.reshape(len(RETRY_SHIFTS), m)
+            best = np.argmax(tried, axis=0)
+            better = tried[best, np.arange(m)] > presence[retry]
             idx = np.flatnonzero(retry)[better]
-            presence[idx] = upright.presence[better]
-            points[idx] = upright.points[better]
+            pick = best[better] * m + np.flatnonzero(better)
+            presence[idx] = found.presence[pick]
+            points[idx] = found.points[pick]
         if self.landmarks_wanted:
             new = new.with_landmarks(points, presence)
         return new.take(presence >= needed)
