@@ -232,8 +232,10 @@ class FaceFinder:
 
     def given(self, image_rgb: np.ndarray, boxes: np.ndarray) -> Found:
         """The faces at `boxes` (n, 4) x0, y0, x1, y1 pixels of this image, in the detector's box convention,
-        instead of a search: each scores 1 and its eyes are put level (no keypoints: the face mesh crops it
-        upright); with its landmarks when they are wanted, whatever their presence score."""
+        instead of a search: each scores 1 and keeps its box. Without keypoints the face mesh first crops it
+        upright, then again from what it found there (MediaPipe's landmarks-to-ROI: centre, size and eye
+        line, as when following a face), and the eye keypoints come from those landmarks. With its landmarks
+        when they are wanted, whatever their presence score."""
         start = time.perf_counter()
         boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
         centres = (boxes[:, :2] + boxes[:, 2:]) / 2
@@ -241,9 +243,16 @@ class FaceFinder:
         keypoints[:, RIGHT_EYE_KEYPOINT, 0] -= (boxes[:, 2] - boxes[:, 0]) / 4
         keypoints[:, LEFT_EYE_KEYPOINT, 0] += (boxes[:, 2] - boxes[:, 0]) / 4
         faces = FaceDetections(boxes, np.ones(len(boxes), np.float32), keypoints)
-        if self.mesh is not None and self.landmarks_wanted and len(faces):
-            mesh = self.mesh.estimate(image_rgb, faces)
-            faces = faces.with_landmarks(mesh.points, mesh.presence)
+        if self.mesh is not None and len(faces):
+            first = self.mesh.estimate(image_rgb, faces)
+            again = self.mesh.estimate_rois(image_rgb, landmark_geometry(first.points, self.mesh.model.roi_scale)[2])
+            use = again.presence >= first.presence
+            points = np.where(use[:, None, None], again.points, first.points)
+            presence = np.where(use, again.presence, first.presence)
+            faces = FaceDetections(boxes, faces.scores,
+                                   landmark_geometry(points, self.mesh.model.roi_scale)[0].astype(np.float32))
+            if self.landmarks_wanted:
+                faces = faces.with_landmarks(points, presence)
         self.timings = {"detect": 0.0, "landmarks": (time.perf_counter() - start) * 1e3}
         return Found(faces, [None] * len(faces))
 
