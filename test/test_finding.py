@@ -190,3 +190,19 @@ def test_no_face_on_face_free_images_though_the_detector_offers_candidates(backe
     offered = sum(len(engine.detector.detect(image, candidates=True)) for image in images)
     assert offered >= 10  # the premise: candidates (and a few faces above 0.5) on clutter and photo patches
     assert sum(len(engine.process(image, render_camera(), 0.0).heads) for image in images) == 0
+
+
+def test_given_boxes_get_their_eye_line_from_the_face_mesh(photo, camera, prepared_assets):
+    """A labelled box has no keypoints: the mesh crops the face upright, then from its own landmarks, and the
+    eye keypoints come from those, so a tilted face's eye line is known (the network is given it levelled)."""
+    from headpose_ros.core.landmarks import FaceRois
+
+    engine = create_engine(still_image_config({"backend": "hopenet"}))
+    tilts = []
+    for angle in (0, 30):
+        frame = astronaut_frame(photo, angle_deg=angle)
+        box = engine.detector.detect(frame).boxes[:1]
+        found = engine.finder.given(frame, box)
+        np.testing.assert_array_equal(found.faces.boxes, box)  # the box stays the one given
+        tilts.append(np.degrees(FaceRois.from_detections(found.faces, 1.0).angles[0]))
+    assert tilts[1] - tilts[0] == pytest.approx(30, abs=4)  # the photo's own tilt aside
