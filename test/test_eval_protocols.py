@@ -16,23 +16,13 @@ from headpose_ros.core.headpose_net import camera_from_ray
 from headpose_ros.core.models import HOPENET_CONVENTION
 from headpose_ros.core.rotation import camera_from_yaw_pitch_roll_deg
 from headpose_ros.evaluation import datasets, metrics
-from headpose_ros.evaluation.runner import evaluate, make_engines, make_video_engines
-from headpose_ros.evaluation.synth import source_faces
+from headpose_ros.evaluation.runner import evaluate, make_video_engines
 from headpose_ros.pipeline import face_stages
+
+from eval_fixtures import engines, face  # noqa: F401  (pytest fixtures)
 
 # Views of the renders: (yaw, pitch, roll) in this package's convention, relative to the viewing ray.
 VIEWS = [(0, 0, 0), (35, -10, 5), (-25, 15, -10), (10, 25, 0)]
-
-
-@pytest.fixture(scope="module")
-def face(photo):
-    (_, textured), = source_faces(photo, names=("astronaut",), log=lambda line: None)
-    return textured
-
-
-@pytest.fixture(scope="module")
-def engines(prepared_assets):
-    return make_engines(["landmarks", "hopenet"])
 
 
 def rendered_samples(face, camera):

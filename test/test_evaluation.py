@@ -21,21 +21,12 @@ from headpose_ros.core.rotation import angle_between_deg, camera_from_yaw_pitch_
 from headpose_ros.evaluation import datasets, metrics
 from headpose_ros.evaluation.consistency import frontal_agreement, measure, twist_and_tilt_deg
 from headpose_ros.evaluation.runner import evaluate, make_engines
-from headpose_ros.evaluation.synth import SynthSettings, source_faces, synthesize
+from headpose_ros.evaluation.synth import SynthSettings, synthesize
+
+from eval_fixtures import engines, face  # noqa: F401  (pytest fixtures)
 
 # Poses of the fixtures: (yaw, pitch, roll) in this package's convention, relative to the viewing ray.
 VIEWS = [(0, 0, 0), (30, -10, 5), (-25, 15, -10)]
-
-
-@pytest.fixture(scope="module")
-def face(photo):
-    (_, textured), = source_faces(photo, names=("astronaut",), log=lambda line: None)
-    return textured
-
-
-@pytest.fixture(scope="module")
-def engines(prepared_assets):
-    return make_engines(["landmarks", "hopenet"])
 
 
 def render_view(face, camera, view, depth=0.6, pixel=None):
