@@ -199,7 +199,8 @@ class NetworkBackend:
                 k = run.index(i)
                 cb = angles.crop_boxes[k]
                 to_camera = camera_from_ray(camera, (cb[0] + cb[2]) / 2, (cb[1] + cb[3]) / 2)
-                R = to_camera @ screen_turn(angles.level_deg[k]) @ rotation_along_ray(self.network.model, angles.ypr_deg[k])
+                levelled = rotation_along_ray(self.network.model, angles.ypr_deg[k])
+                R = to_camera @ screen_turn(angles.level_deg[k]) @ levelled
                 yaw = float(angles.ypr_deg[k, 0])
                 states[i].keyframe = NetworkKeyframe(R, fits[i].R, yaw) if fits[i] is not None else None
             rotation_cov = fusion.rotation_covariance(R, fusion.network_sigma_deg(self.network.model.mae_deg, yaw))

@@ -127,10 +127,10 @@ class DetectionConfig(Settings):
                          "about 2 m, faster).", choices=DETECTOR_MODELS)
     score_threshold: float = unit_interval(0.5, "Face detection score in [0, 1] from which a face is kept (the face "
                                            "mesh must still see a face in it, at a low bar).")
-    candidate_threshold: float = unit_interval(0.2, "Still images: faces the whole-image search scores between this and "
-                                               "score_threshold (mostly profiles) are kept when the face mesh "
-                                               "confirms them (core/finding.py); nothing scoring below both thresholds is "
-                                               "kept; at or above score_threshold: off.")
+    candidate_threshold: float = unit_interval(0.2, "Still images: faces the whole-image search scores between "
+                                               "this and score_threshold (mostly profiles) are kept when the face "
+                                               "mesh confirms them (core/finding.py); nothing scoring below both "
+                                               "thresholds is kept; at or above score_threshold: off.")
     nms_iou_threshold: float = unit_interval(0.3, "Detections overlapping more than this IoU are merged into one face.")
     max_faces: int = setting(6, "At most this many faces (the highest scoring) are processed per image.", low=1)
     min_face_size_px: float = setting(20.0, "Faces whose box is smaller than this many pixels (full-resolution "

@@ -199,7 +199,8 @@ class FaceFinder:
             # Candidates in still images only: in video a profile the mesh cannot follow would come and go
             # with the searches, a new track (and id) each time.
             candidates = self.mesh is not None and not self.follows
-            new = self.detector.detect(image_rgb, full_scale, candidates=candidates) if whole else FaceDetections.empty()
+            new = self.detector.detect(image_rgb, full_scale, candidates=candidates) if whole \
+                else FaceDetections.empty()
             if self._tiles_if_alone and np.any(new.scores >= self.config.detection.score_threshold):
                 tiles = []  # video, nothing followed: the whole image found someone to follow already
             zoomed = [self._detect_tile(image_rgb, full_scale, k) for k in tiles]
@@ -273,7 +274,7 @@ class FaceFinder:
         Faces only a zoomed search found must reach landmarks.presence_threshold (at
         2 or 3 times the zoom, hands and patterns pass for faces); the whole image's
         CANDIDATE_PRESENCE (candidates) or DETECTION_PRESENCE, on the eye-levelled
-        crop or else the upright one (module docstring).
+        crop or else on an upright one (RETRY_SHIFTS; module docstring).
         """
         if self.mesh is None or not len(new):
             return new
@@ -282,12 +283,11 @@ class FaceFinder:
         weak = np.zeros(len(new), bool) if weak is None else weak
         needed = np.where(from_zoom, self.config.landmarks.presence_threshold,
                           np.where(weak, CANDIDATE_PRESENCE, DETECTION_PRESENCE))
-        # A profile's eye keypoints often tilt the crop: where the mesh sees no face in it, the upright crop
-        # may (whole-image faces only).
         retry = ~from_zoom & (presence < needed)
         if retry.any():
-            # Upright, centred on the box and moved a little to either side (a profile's box is centred on
-            # the head, its face off to one side), all in one batch; the crop seeing the most face wins.
+            # A profile's eye keypoints often tilt the crop: where the mesh sees no face in it, upright crops
+            # may, centred on the box and moved a little to either side (a profile's box is centred on the
+            # head, its face off to one side), all in one batch; the crop seeing the most face wins.
             rois = FaceRois.from_detections(new.take(retry), self.mesh.model.roi_scale)
             widths = (new.boxes[retry, 2] - new.boxes[retry, 0])[:, None]
             tries = [FaceRois(rois.centres + [dx, 0.0] * widths, rois.sides, np.zeros_like(rois.angles))

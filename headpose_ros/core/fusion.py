@@ -6,16 +6,17 @@ how far the face is turned from the camera (|yaw| along its line of sight, as
 the network reads it: full range, it does not collapse at profiles). The
 tables below are measured, not guessed: ``python -m
 headpose_ros.tools.calibrate_fusion`` renders still sets of its own (seed 7,
-400 faces with the default views and 400 with the hard ones; evaluation.synth), runs both estimators and prints the
-root-mean-square error about each axis at each knot, and how well these
-tables predict the errors (docs/benchmarks.md, "Fusion").
+400 faces with the default views and 400 with the hard ones;
+evaluation.synth), runs both estimators and prints the root-mean-square
+error about each axis at each knot, and how well these tables predict the
+errors (docs/benchmarks.md, "Fusion").
 
 Rotations are fused as a Gaussian product on the rotation's tangent space:
 with covariances Σa, Σb (rad², about the camera axes) and δ the rotation
 vector (camera axes) taking Ra to Rb (Rb = exp(δ) Ra), the fused rotation is
 exp(Σ Σb⁻¹ δ) Ra with Σ = (Σa⁻¹ + Σb⁻¹)⁻¹, its covariance (re-linearised at
-the answer until it no longer moves). Equal
-covariances give the midpoint; a much surer estimate wins.
+the answer until it no longer moves). Equal covariances give the midpoint; a
+much surer estimate wins.
 """
 
 from __future__ import annotations

@@ -98,6 +98,7 @@ class HeadPoseNetEstimator(NetworkStage):
             rx0, ry0 = max(int(centre[0] - half), 0), max(int(centre[1] - half), 0)
             rx1, ry1 = min(int(np.ceil(centre[0] + half)), W), min(int(np.ceil(centre[1] + half)), H)
             if rx1 <= rx0 or ry1 <= ry0:
+                level_deg[i] = 0.0  # nothing of it in the image: left as crops() made it
                 continue
             source = image_rgb[ry0:ry1, rx0:rx1]
             A = A @ np.array([[1.0, 0.0, rx0], [0.0, 1.0, ry0], [0.0, 0.0, 1.0]])
