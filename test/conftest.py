@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 
-import cv2
 import numpy as np
 import pytest
 
@@ -27,9 +26,7 @@ def photo(prepared_assets):
 
     def load(name: str) -> np.ndarray:
         if name not in cache:
-            bgr = cv2.imread(str(assets.photo_path(name)), cv2.IMREAD_COLOR)
-            assert bgr is not None, name
-            cache[name] = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+            cache[name] = assets.read_photo(name)
         return cache[name].copy()
 
     return load

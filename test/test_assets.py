@@ -242,6 +242,7 @@ def test_photo_decodes(cache, name):
     cv2 = pytest.importorskip("cv2")
     img = cv2.imread(str(assets.photo_path(name)), cv2.IMREAD_COLOR)
     assert img is not None and img.ndim == 3 and min(img.shape[:2]) >= 200
+    np.testing.assert_array_equal(assets.read_photo(name), img[:, :, ::-1])  # RGB, for the engine
 
 
 def test_corrupt_photo_is_detected(cache, tmp_cache):
@@ -249,6 +250,8 @@ def test_corrupt_photo_is_detected(cache, tmp_cache):
     (tmp_cache / "photos" / "obama.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(AssetError, match="photo obama is corrupt"):
         assets.photo_path("obama")
+    with pytest.raises(AssetError, match="photo obama is corrupt"):
+        assets.read_photo("obama")
     assert assets.photo_path("biden").is_file()
 
 

@@ -34,7 +34,8 @@ converter) are imported only when WHENet is actually converted.
 from .prepare import prepare_models, prepare_photos, reference_package
 from .specs import (MODEL_NAMES, MODELS, PHOTO_NAMES, PHOTOS, H5ModelSpec, ModelSpec, PhotoSpec, Source,
                     TensorSpec)
-from .store import AssetError, ModelStore, cache_dir, cache_status, model_manifest, model_path, photo_path
+from .store import (AssetError, ModelStore, cache_dir, cache_status, model_manifest, model_path, photo_path,
+                    read_photo)
 
 __all__ = [
     "AssetError",
@@ -55,5 +56,6 @@ __all__ = [
     "photo_path",
     "prepare_models",
     "prepare_photos",
+    "read_photo",
     "reference_package",
 ]

@@ -181,6 +181,16 @@ def photo_path(name: str) -> Path:
     return path
 
 
+def read_photo(name: str):
+    """The cached sample photo ``name`` as an (h, w, 3) uint8 RGB array (checked as photo_path checks it)."""
+    import cv2  # local: the store itself needs no OpenCV
+
+    image = cv2.imread(str(photo_path(name)), cv2.IMREAD_COLOR)
+    if image is None:
+        raise AssetError(f"photo {name}: OpenCV cannot read {photo_path(name)}; {FIX_HINT}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
 def cache_status() -> list[tuple[str, str, Path, str]]:
     """(kind, name, path, status) for every asset; status is ``ok`` or the problem."""
     rows = []

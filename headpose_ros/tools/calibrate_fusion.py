@@ -76,14 +76,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from .. import assets
 
-    def photo(name):
-        import cv2
-        return cv2.cvtColor(cv2.imread(str(assets.photo_path(name))), cv2.COLOR_BGR2RGB)
-
     parts = []
     for views in ({}, HARD_VIEWS):
         with tempfile.TemporaryDirectory() as tmp:
-            synthesize(Path(tmp), SynthSettings(count=args.count, seed=args.seed, **views), photo, log=lambda line: None)
+            synthesize(Path(tmp), SynthSettings(count=args.count, seed=args.seed, **views), assets.read_photo, log=lambda line: None)
             parts.append(measure(Path(tmp)))
     yaws, lm_err, net_err = (np.concatenate(arrays) for arrays in zip(*parts))
     print(f"{len(yaws)} faces found by both estimators; |yaw| knots {fusion.YAW_KNOTS_DEG}")

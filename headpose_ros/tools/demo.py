@@ -77,7 +77,7 @@ def _source(args) -> tuple[Iterator[np.ndarray], CameraModel, str]:
         from .. import assets
 
         try:
-            photo = cv2.cvtColor(cv2.imread(str(assets.photo_path("astronaut"))), cv2.COLOR_BGR2RGB)
+            photo = assets.read_photo("astronaut")
         except assets.AssetError as exc:
             raise CommandError(str(exc)) from None
         camera = CameraModel.from_field_of_view(*FRAME_SIZE, DEMO_FOV_DEG, OPTICAL_FRAME)

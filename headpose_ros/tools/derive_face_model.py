@@ -33,15 +33,13 @@ def collect_meshes(photos=PHOTOS) -> list[tuple[np.ndarray, np.ndarray]]:
     The mirrored set is the mesh of the horizontally flipped photo, flipped
     back: the same geometry as the original with left and right labels swapped.
     """
-    import cv2
-
     from .. import assets
     from ..pipeline import face_stages
 
     detector, mesh = face_stages()
     pairs = []
     for name in photos:
-        image = cv2.cvtColor(cv2.imread(str(assets.photo_path(name))), cv2.COLOR_BGR2RGB)
+        image = assets.read_photo(name)
         flipped = np.ascontiguousarray(image[:, ::-1])
         w = image.shape[1]
         orig = mesh.estimate(image, detector.detect(image)).points.astype(np.float64)
@@ -120,8 +118,6 @@ def collect_frontal_views(photos=PHOTOS) -> list[tuple[np.ndarray, np.ndarray]]:
     v down, depth away: the optical frame's axes), and the network's angles
     describe the face as its centred crop shows it (core.headpose_net).
     """
-    import cv2
-
     from .. import assets
     from ..core.headpose_net import HeadPoseNetEstimator, rotation_along_ray
     from ..core.inference import OnnxRuntime
@@ -132,7 +128,7 @@ def collect_frontal_views(photos=PHOTOS) -> list[tuple[np.ndarray, np.ndarray]]:
     network = HeadPoseNetEstimator(WHENET, OnnxRuntime(assets.ModelStore().onnx(WHENET.asset), threads=2))
     views = []
     for name in photos:
-        image = cv2.cvtColor(cv2.imread(str(assets.photo_path(name))), cv2.COLOR_BGR2RGB)
+        image = assets.read_photo(name)
         for view in (image, np.ascontiguousarray(image[:, ::-1])):
             found = detector.detect(view)
             points = mesh.estimate(view, found).points.astype(np.float64)

@@ -138,15 +138,13 @@ def _report(out: Path, stem: str, plot_skipped: str | None, plot: str) -> int:
 
 
 def run_consistency(args) -> int:
-    import cv2
-
     from .. import assets
     from ..evaluation.consistency import AGREEMENT_FOV_DEG, CONSISTENCY_PHOTOS, frontal_agreement, measure
     from ..evaluation.report import consistency_markdown
 
     names = [n.strip() for n in args.photos.split(",") if n.strip()] or list(CONSISTENCY_PHOTOS)
     try:
-        photos = {n: cv2.cvtColor(cv2.imread(str(assets.photo_path(n))), cv2.COLOR_BGR2RGB) for n in names}
+        photos = {n: assets.read_photo(n) for n in names}
     except assets.AssetError as exc:
         raise CommandError(str(exc)) from None
     engines = _engines(args)

@@ -43,8 +43,6 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    import cv2
-
     from .. import assets
     from ..evaluation.synth import HARD_VIEWS, SOURCE_PHOTOS, SynthSettings, synthesize
 
@@ -57,9 +55,6 @@ def run(args) -> int:
         raise CommandError("need --count >= 1 and 0 < --min-depth-m <= --max-depth-m")
     names = tuple(n.strip() for n in args.photos.split(",") if n.strip()) or SOURCE_PHOTOS
 
-    def photo(name):
-        return cv2.cvtColor(cv2.imread(str(assets.photo_path(name))), cv2.COLOR_BGR2RGB)
-
     start = time.perf_counter()
     try:
         if args.video:
@@ -71,9 +66,9 @@ def run(args) -> int:
                 raise CommandError(f"unknown scenario(s) {', '.join(unknown)} (choose {', '.join(SCENARIOS)})")
             video = VideoSettings(width=settings.width, height=settings.height, fov_deg=settings.fov_deg,
                                   seed=settings.seed, max_frames=max(0, args.frames))
-            labels = synthesize_video(args.out, video, photo, scenarios, names)
+            labels = synthesize_video(args.out, video, assets.read_photo, scenarios, names)
         else:
-            labels = synthesize(args.out, settings, photo, names)
+            labels = synthesize(args.out, settings, assets.read_photo, names)
     except (assets.AssetError, ValueError) as exc:
         raise CommandError(str(exc)) from None
     print(f"wrote {labels} and its images in {time.perf_counter() - start:.1f} s")

@@ -19,7 +19,7 @@ def bench_frame(faces: int = 1):
     from ...core.camera import CameraModel
     from ..demo import DEMO_FOV_DEG, FRAME_SIZE, OPTICAL_FRAME, builtin_sequence
 
-    photo = cv2.cvtColor(cv2.imread(str(assets.photo_path("astronaut"))), cv2.COLOR_BGR2RGB)
+    photo = assets.read_photo("astronaut")
     head = photo[0:320, 56:456]
     camera = CameraModel.from_field_of_view(*FRAME_SIZE, DEMO_FOV_DEG, OPTICAL_FRAME)
     if faces == 1:

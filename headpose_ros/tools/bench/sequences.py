@@ -11,13 +11,11 @@ RATE_HZ = 15.0
 
 def demo_sequence(frames: int = 120):
     """The demo's built-in sequence (the astronaut panned, rolled, mirrored) and its ideal 60 degree camera."""
-    import cv2
-
     from ... import assets
     from ...core.camera import CameraModel
     from ..demo import DEMO_FOV_DEG, FRAME_SIZE, OPTICAL_FRAME, builtin_sequence
 
-    photo = cv2.cvtColor(cv2.imread(str(assets.photo_path("astronaut"))), cv2.COLOR_BGR2RGB)
+    photo = assets.read_photo("astronaut")
     camera = CameraModel.from_field_of_view(*FRAME_SIZE, DEMO_FOV_DEG, OPTICAL_FRAME)
     return np.stack(list(builtin_sequence(photo[0:320, 56:456], frames))), camera
 
@@ -31,7 +29,7 @@ def moving_sequence(faces: int, frames: int = 120):
     from ...core.camera import CameraModel
     from ..demo import DEMO_FOV_DEG, FRAME_SIZE, OPTICAL_FRAME
 
-    photo = cv2.cvtColor(cv2.imread(str(assets.photo_path("astronaut"))), cv2.COLOR_BGR2RGB)
+    photo = assets.read_photo("astronaut")
     head = photo[40:210, 150:350]  # hair to chin: the face fills most of it
     w, h = FRAME_SIZE
     cols = math.ceil(math.sqrt(faces * w / h))
