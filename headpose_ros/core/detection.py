@@ -10,13 +10,19 @@ from .models import DetectorModel, letterbox
 from .types import FaceDetections
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(n, m) intersection over union of xyxy boxes a (n, 4) and b (m, 4)."""
+def _overlaps(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(n, m) intersection areas of xyxy boxes a (n, 4) and b (m, 4), and their areas (n,), (m,)."""
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
     rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
     inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
     area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
     area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    return inter, area_a, area_b
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(n, m) intersection over union of xyxy boxes a (n, 4) and b (m, 4)."""
+    inter, area_a, area_b = _overlaps(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
 
@@ -24,11 +30,7 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 def box_containment(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(n, m) intersection over the smaller box's area of xyxy boxes a (n, 4) and b (m, 4): 1 when one lies
     inside the other, whatever their sizes (where IoU stays low for a small box inside a large one)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.prod(np.clip(rb - lt, 0, None), axis=2)
-    area_a = np.prod(np.clip(a[:, 2:] - a[:, :2], 0, None), axis=1)
-    area_b = np.prod(np.clip(b[:, 2:] - b[:, :2], 0, None), axis=1)
+    inter, area_a, area_b = _overlaps(a, b)
     smaller = np.minimum(area_a[:, None], area_b[None, :])
     return np.where(smaller > 0, inter / np.maximum(smaller, 1e-12), 0.0)
 
