@@ -15,7 +15,7 @@ import numpy as np
 from .camera import CameraModel
 from .inference import NetworkStage, run_batched
 from .models import HeadPoseNetModel, shrink
-from .rotation import rotation_between
+from .rotation import line_of_sight
 
 
 # A face whose eye line is tilted more than this (degrees) is turned upright before the network sees it.
@@ -126,7 +126,7 @@ def camera_from_ray(camera: CameraModel, u: float, v: float) -> np.ndarray:
     The smallest such rotation: it models the crop as a camera turned toward
     the face without rolling about its own axis.
     """
-    return rotation_between(np.array([0.0, 0.0, 1.0]), camera.ray_direction(u, v))
+    return line_of_sight(camera.ray_direction(u, v))
 
 
 @dataclass(frozen=True)
@@ -160,7 +160,7 @@ class BoxDistancePrior:
         depth = 0.5 * (camera.fx + camera.fy) * self.face_width_m / max(box[2] - box[0], 1e-6)
         t = ray * depth / ray[2]
         distance = float(np.linalg.norm(t))
-        to_camera = rotation_between(np.array([0.0, 0.0, 1.0]), ray)
+        to_camera = line_of_sight(ray)
         cov = to_camera @ np.diag([self.lateral_sigma_m**2, self.lateral_sigma_m**2,
                                    (self.depth_rel_sigma * distance) ** 2]) @ to_camera.T
         return t, cov

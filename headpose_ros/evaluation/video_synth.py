@@ -38,7 +38,7 @@ import cv2
 import numpy as np
 
 from ..core.camera import CameraModel
-from ..core.rotation import camera_from_yaw_pitch_roll_deg, rotation_between, yaw_pitch_roll_deg
+from ..core.rotation import camera_from_yaw_pitch_roll_deg, yaw_pitch_roll_deg
 from .render import TexturedFace
 from .synth import NUM_LANDMARKS, SOURCE_PHOTOS, background, faceless_patches, source_faces
 
@@ -76,8 +76,7 @@ class Pose:
 
     def rotation(self) -> np.ndarray:
         """(3, 3) the face frame in the camera optical frame."""
-        ray = rotation_between(np.array([0.0, 0.0, 1.0]), np.asarray(self.position, dtype=np.float64))
-        return ray @ camera_from_yaw_pitch_roll_deg(self.yaw, self.pitch, self.roll)
+        return camera_from_yaw_pitch_roll_deg(self.yaw, self.pitch, self.roll, position=np.asarray(self.position))
 
 
 def _wave(s: float, period: float, phase: float = 0.0) -> float:
