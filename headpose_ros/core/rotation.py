@@ -45,10 +45,10 @@ def yaw_pitch_roll_deg(camera_from_face: np.ndarray, position: np.ndarray | None
     """(3,) yaw, pitch, roll in degrees of a face orientation in the camera optical frame.
 
     Zero is facing the camera: the face's x axis pointing back along the line
-    of sight from the camera to `position` (the face's sellion, metres), with
-    the face's z axis in the plane of that line and the camera's y axis, up.
-    Without a position the line of sight is the optical axis (reference
-    FACING_CAMERA). The rotation relative to that reference is decomposed as
+    of sight from the camera to `position` (the face's sellion, metres), the
+    head upright as the camera sees it (FACING_CAMERA turned onto that line by
+    line_of_sight). Without a position the line of sight is the optical axis
+    (reference FACING_CAMERA). The rotation relative to that reference is decomposed as
     Rz(yaw) Ry(pitch) Rx(roll) about the face's own axes (see msg/HeadPose.msg):
     yaw > 0 turns to the person's left, pitch > 0 looks down, roll > 0 tilts
     toward the person's right shoulder (counter-clockwise in the image).
