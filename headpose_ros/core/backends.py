@@ -18,7 +18,7 @@ from .config import EngineConfig
 from . import fusion
 from .face_model import FaceModel
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator, camera_from_ray, rotation_along_ray
-from .landmarks import LEFT_EYE_KEYPOINT, RIGHT_EYE_KEYPOINT, FaceMesh, FaceRois
+from .landmarks import LEFT_EYE_KEYPOINT, RIGHT_EYE_KEYPOINT, FaceMesh, eye_line_angle
 from .pnp import PoseRejected, fit_translation, solve_head_pose
 from .track_state import NetworkKeyframe, TrackState
 from .types import Estimate, EstimateStatus, FaceDetections, PoseMeasurement
@@ -181,10 +181,9 @@ class NetworkBackend:
         # Each face's eye line (counter-clockwise on screen, degrees) from its keypoints: a tilted face is
         # levelled before the network sees it, and the turn is given back about its viewing ray.
         # Only where the eyes are far enough apart for their line to mean something (not on a profile).
-        roll = np.degrees(FaceRois.from_detections(faces, 1.0).angles) if n else np.zeros(0)
-        if n:
-            eyes = faces.keypoints[:, LEFT_EYE_KEYPOINT] - faces.keypoints[:, RIGHT_EYE_KEYPOINT]
-            roll[np.linalg.norm(eyes, axis=1) < LEVEL_MIN_EYE_SPAN * (faces.boxes[:, 2] - faces.boxes[:, 0])] = 0.0
+        eyes = faces.keypoints[:, LEFT_EYE_KEYPOINT] - faces.keypoints[:, RIGHT_EYE_KEYPOINT]
+        spread = np.linalg.norm(eyes, axis=1) >= LEVEL_MIN_EYE_SPAN * (faces.boxes[:, 2] - faces.boxes[:, 0])
+        roll = np.where(spread, np.degrees(eye_line_angle(eyes)), 0.0)
         angles = self.network.estimate(image_rgb, faces.boxes[run], roll[run]) if run else None
         out = []
         for i in range(n):

@@ -64,7 +64,7 @@ class FaceRois:
         boxes = detections.boxes
         eyes = detections.keypoints[:, LEFT_EYE_KEYPOINT] - detections.keypoints[:, RIGHT_EYE_KEYPOINT]
         return cls((boxes[:, :2] + boxes[:, 2:]) / 2, np.max(boxes[:, 2:] - boxes[:, :2], axis=1) * scale,
-                   _eye_line_angle(eyes))
+                   eye_line_angle(eyes))
 
     @classmethod
     def from_landmarks(cls, points: np.ndarray, scale: float) -> "FaceRois":
@@ -83,7 +83,8 @@ class FaceRois:
                    np.concatenate([p.sides for p in parts]), np.concatenate([p.angles for p in parts]))
 
 
-def _eye_line_angle(right_to_left_eye: np.ndarray) -> np.ndarray:
+def eye_line_angle(right_to_left_eye: np.ndarray) -> np.ndarray:
+    """(n,) radians, counter-clockwise on screen, of faces whose eyes are (n, 2) pixels apart (right to left eye)."""
     # Image v points down, so a face rotated counter-clockwise on screen has the
     # person's left eye higher (smaller v) than the right one.
     return np.arctan2(-right_to_left_eye[:, 1], right_to_left_eye[:, 0])
@@ -120,7 +121,7 @@ def landmark_geometry(points: np.ndarray, roi_scale: float) -> tuple[np.ndarray,
     its keypoints (n, 6, 2), its box (n, 4; box_from_landmarks) and its next crop (FaceRois.from_landmarks)."""
     pts = np.asarray(points, dtype=np.float64)[:, :, :2]
     kp = keypoints_from_landmarks(pts)
-    angle = _eye_line_angle((kp[:, 1] - kp[:, 0]).astype(np.float64))
+    angle = eye_line_angle((kp[:, 1] - kp[:, 0]).astype(np.float64))
     down = np.stack([np.sin(angle), np.cos(angle)], axis=1)  # the face's "down" in image pixels
     along = np.einsum("nkd,nd->nk", pts, down)
     side = BOX_PER_LANDMARK_HEIGHT * (along.max(axis=1) - along.min(axis=1))
