@@ -34,16 +34,17 @@ BlazeFace scores most faces turned 60-90 deg below 0.5. A candidate is kept
 when the face mesh sees a face in it: presence at least CANDIDATE_PRESENCE on
 the detector's eye-levelled crop or on an upright one, centred or moved 0.15
 box widths to either side (the detector's eye keypoints are often wrong on a
-profile, and its box is centred on the head, the face off to one side). Every other face of the whole-image
-search must reach DETECTION_PRESENCE: the detector's rare false faces above
+profile, and its box is centred on the head, the face off to one side). Every
+other face of the whole-image search must reach DETECTION_PRESENCE: the detector's rare false faces above
 0.5 on face-free images (7 in 600 images of clutter and photo patches) had a
 presence of at most 0.0005, and 1 of 550 real AFLW2000-3D faces it found was
 below 0.002. Measured on renders: 52% of the faces turned 60-90 deg score 0.5
 or more, 91-93% 0.2 or more, and with the mesh's check 82% are kept; on 300
 face-free images the detector gave 234 candidates from 0.2, whose presence
-never exceeded 0.02 on any of these crops (docs/benchmarks.md). A profile's presence is
-often below landmarks.presence_threshold, so landmark PnP rejects it, the
-network backends estimate it, and video does not follow it from its landmarks.
+never exceeded 0.02 on any of these crops (docs/benchmarks.md). A profile's
+presence is often below landmarks.presence_threshold, so landmark PnP rejects
+it, the network backends estimate it, and video does not follow it from its
+landmarks.
 
 When the detector runs (video):
 
@@ -268,7 +269,7 @@ class FaceFinder:
             track.state.followed = track.state.followed or good
 
     def _mesh_new(self, image_rgb: np.ndarray, new: FaceDetections, from_zoom: np.ndarray,
-                  weak: np.ndarray | None = None) -> FaceDetections:
+                  weak: np.ndarray) -> FaceDetections:
         """The new faces with their landmarks (when wanted), those the face mesh takes for faces.
 
         Faces only a zoomed search found must reach landmarks.presence_threshold (at
@@ -280,7 +281,6 @@ class FaceFinder:
             return new
         mesh = self.mesh.estimate(image_rgb, new)
         points, presence = mesh.points, mesh.presence
-        weak = np.zeros(len(new), bool) if weak is None else weak
         needed = np.where(from_zoom, self.config.landmarks.presence_threshold,
                           np.where(weak, CANDIDATE_PRESENCE, DETECTION_PRESENCE))
         retry = ~from_zoom & (presence < needed)

@@ -7,8 +7,9 @@ Two protocols say where the faces come from (metrics.PROTOCOLS):
   over its box; errors average over the faces it found (detection-conditional);
 - ``box``: the published tables' (Hopenet, WHENet, 6DRepNet, ...): the
   labelled box is given to the engine as its detector's box
-  (HeadPoseEngine.process(boxes=...): score 1, and without the detector's
-  eye keypoints the face mesh crops it upright), no detector runs, every
+  (HeadPoseEngine.process(boxes=...): score 1; without the detector's eye
+  keypoints the face mesh crops it upright, then again from its own
+  landmarks, core.finding.FaceFinder.given), no detector runs, every
   labelled face is there; errors average over the faces a backend gave an
   estimate for (the landmark backends give none when the face mesh's
   presence score on the box is under landmarks.presence_threshold, or no fit
