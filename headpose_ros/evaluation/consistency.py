@@ -40,6 +40,8 @@ CONSISTENCY_PHOTOS = ("astronaut", "obama", "obama2", "obama3", "biden", "grace_
 ROTATIONS_DEG = (-30, -20, -10, 10, 20, 30)
 JITTER_FRAMES = 30
 JITTER_NOISE = 3.0  # grey levels, standard deviation: a well-lit consumer camera
+# The ideal camera's horizontal field of view (degrees) for the photos, which carry no intrinsics.
+CONSISTENCY_FOV_DEG = 60.0
 # The field of view assumed when comparing backends on the photos: a portrait lens (about 100 mm on full frame).
 AGREEMENT_FOV_DEG = 20.0
 # A changed image's face must lie this close to where the original face maps to (box widths).
@@ -106,7 +108,7 @@ def frontal_agreement(a: Consistency, b: Consistency) -> dict:
             "pitch_difference_abs": float(np.mean(np.abs(diffs))) if diffs else None}
 
 
-def centred_camera(image: np.ndarray, fov_deg: float = 60.0) -> CameraModel:
+def centred_camera(image: np.ndarray, fov_deg: float = CONSISTENCY_FOV_DEG) -> CameraModel:
     """An ideal camera for a photo: principal point at the image centre, so mirroring and rotating are exact."""
     return CameraModel.from_field_of_view(image.shape[1], image.shape[0], fov_deg, "camera_optical_frame")
 
@@ -150,7 +152,7 @@ def rotation_about_axis(theta_deg: float) -> np.ndarray:
 
 def measure(engine: HeadPoseEngine, photos: dict[str, np.ndarray], rotations=ROTATIONS_DEG,
             jitter_frames: int = JITTER_FRAMES, seed: int = 0,
-            progress: Callable[[str], None] | None = None, fov_deg: float = 60.0) -> Consistency:
+            progress: Callable[[str], None] | None = None, fov_deg: float = CONSISTENCY_FOV_DEG) -> Consistency:
     """Flip, rotation and jitter errors of one engine over the photos, through a centred camera of fov_deg."""
     rng = np.random.default_rng(seed)
     out = Consistency()

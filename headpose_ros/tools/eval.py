@@ -139,7 +139,8 @@ def _report(out: Path, stem: str, plot_skipped: str | None, plot: str) -> int:
 
 def run_consistency(args) -> int:
     from .. import assets
-    from ..evaluation.consistency import AGREEMENT_FOV_DEG, CONSISTENCY_PHOTOS, frontal_agreement, measure
+    from ..evaluation.consistency import (AGREEMENT_FOV_DEG, CONSISTENCY_FOV_DEG, CONSISTENCY_PHOTOS, frontal_agreement,
+                                          measure)
     from ..evaluation.report import consistency_markdown
 
     names = [n.strip() for n in args.photos.split(",") if n.strip()] or list(CONSISTENCY_PHOTOS)
@@ -156,7 +157,7 @@ def run_consistency(args) -> int:
     agreement = {}
     if {"landmarks", "hopenet"} <= set(engines):
         # One frontal: the same photos and mirror images through the consistency camera and a portrait lens.
-        agreement["60"] = frontal_agreement(measured["landmarks"], measured["hopenet"])
+        agreement[f"{CONSISTENCY_FOV_DEG:g}"] = frontal_agreement(measured["landmarks"], measured["hopenet"])
         narrow = {k: measure(engines[k], photos, rotations=(), jitter_frames=0, fov_deg=AGREEMENT_FOV_DEG)
                   for k in ("landmarks", "hopenet")}
         agreement[f"{AGREEMENT_FOV_DEG:g}"] = frontal_agreement(narrow["landmarks"], narrow["hopenet"])
