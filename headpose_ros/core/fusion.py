@@ -24,7 +24,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-WHENET_MAE_DEG = 5.42  # core.models.WHENET.mae_deg, the network NETWORK_SIGMA_DEG was measured on
+from .models import WHENET
+
 # |yaw| (degrees) at which the tables are given; linear in between, constant beyond the ends.
 YAW_KNOTS_DEG = (0.0, 30.0, 60.0, 90.0)
 # Root-mean-square error (degrees) about the face's x (roll), y (pitch) and z (yaw) axes, per knot.
@@ -63,7 +64,7 @@ def landmark_sigma_deg(yaw_deg: float) -> np.ndarray:
 
 def network_sigma_deg(mae_deg: float, yaw_deg: float) -> np.ndarray:
     """(3,) degrees: NETWORK_SIGMA_DEG at |yaw_deg| for a network whose published AFLW2000 mean error is mae_deg."""
-    return sigma_at(NETWORK_SIGMA_DEG, yaw_deg) * mae_deg / WHENET_MAE_DEG
+    return sigma_at(NETWORK_SIGMA_DEG, yaw_deg) * mae_deg / WHENET.mae_deg
 
 
 def rotation_covariance(R: np.ndarray, sigma_deg: np.ndarray) -> np.ndarray:
