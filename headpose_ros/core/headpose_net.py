@@ -82,12 +82,16 @@ class HeadPoseNetEstimator(NetworkStage):
 
     def _crops_levelled(self, image_rgb: np.ndarray, boxes: np.ndarray, level_deg: np.ndarray):
         """crops(), with each face whose level_deg is not 0 turned clockwise by it about its crop's centre first."""
-        crops, crop_boxes = self.crops(image_rgb, boxes)
-        for i in np.flatnonzero(level_deg):
+        w_in, h_in = self.model.input.size
+        crop_boxes = self.model.crop.apply(boxes)
+        crops = np.zeros((len(boxes), h_in, w_in, 3), dtype=np.uint8)
+        upright = level_deg == 0
+        if upright.any():
+            crops[upright] = self.crops(image_rgb, boxes[upright])[0]
+        for i in np.flatnonzero(~upright):
             x0, y0, x1, y1 = crop_boxes[i]
             centre = ((x0 + x1) / 2, (y0 + y1) / 2)
             # The crop's region after the turn, sampled straight into the network's input size.
-            w_in, h_in = self.model.input.size
             M = cv2.getRotationMatrix2D(centre, -float(level_deg[i]), 1.0)  # clockwise on screen by level_deg
             scale = np.diag([w_in / max(x1 - x0, 1e-6), h_in / max(y1 - y0, 1e-6)])
             A = scale @ np.hstack([M[:, :2], (M[:, 2] - np.array([x0, y0]))[:, None]])
@@ -98,7 +102,7 @@ class HeadPoseNetEstimator(NetworkStage):
             rx0, ry0 = max(int(centre[0] - half), 0), max(int(centre[1] - half), 0)
             rx1, ry1 = min(int(np.ceil(centre[0] + half)), W), min(int(np.ceil(centre[1] + half)), H)
             if rx1 <= rx0 or ry1 <= ry0:
-                level_deg[i] = 0.0  # nothing of it in the image: left as crops() made it
+                level_deg[i] = 0.0  # nothing of it in the image: as crops() would make it, all black
                 continue
             source = image_rgb[ry0:ry1, rx0:rx1]
             A = A @ np.array([[1.0, 0.0, rx0], [0.0, 1.0, ry0], [0.0, 0.0, 1.0]])
