@@ -224,3 +224,47 @@ def test_the_network_sees_a_tilted_face_levelled(engines, photo, theta, monkeypa
     monkeypatch.setattr(headpose_net, "LEVEL_MIN_ROLL_DEG", 90.0)  # never level: the network on its own
     unlevelled = estimate(engines["hopenet"], turned, camera)
     assert abs(unlevelled.yaw_pitch_roll_deg[2] - base.yaw_pitch_roll_deg[2] - theta) > 8
+
+
+def test_mirror_average_negates_the_mirror_images_yaw_and_roll_and_wraps_yaw():
+    from headpose_ros.core.headpose_net import mirror_average
+
+    out = mirror_average(np.array([[10.0, 5.0, 3.0], [179.0, -20.0, 0.0]]),
+                         np.array([[-14.0, 7.0, -1.0], [179.0, -22.0, 4.0]]))
+    np.testing.assert_allclose(out[0], [12.0, 6.0, 2.0])
+    assert abs(out[1, 0]) == pytest.approx(180.0) and out[1, 1:] == pytest.approx([-21.0, -2.0])
+
+
+def test_with_its_mirror_image_the_network_reads_a_mirrored_face_exactly_mirrored(engines, photo):
+    """On its own WHENet reads a face and its mirror image a few degrees apart; averaged with the mirror
+    reading, the two are exact mirrors (same crops, reversed), as a face and its mirror image are."""
+    network = engines["hopenet"].backend.network
+    frame = centred_frame(photo("obama3"))
+    W = frame.shape[1]
+    box = np.round(engines["hopenet"].detector.detect(frame).boxes[:1])
+    flipped_box = np.array([[W - box[0, 2], box[0, 1], W - box[0, 0], box[0, 3]]])
+    flipped = np.ascontiguousarray(frame[:, ::-1])
+    plain = [network.estimate(frame, box).ypr_deg[0], network.estimate(flipped, flipped_box).ypr_deg[0]]
+    both = [network.estimate(frame, box, mirror=True).ypr_deg[0],
+            network.estimate(flipped, flipped_box, mirror=True).ypr_deg[0]]
+    assert abs(both[0][0]) > 8, "needs a turned face to be meaningful"
+    np.testing.assert_allclose(both[1], both[0] * [-1, 1, -1], atol=0.05)
+    assert np.abs(plain[1] - plain[0] * [-1, 1, -1]).max() > 0.5  # not trivially so
+
+
+def test_the_network_reads_mirror_images_where_its_setting_says(engines):
+    from headpose_ros.core.config import with_values
+
+    backend = engines["hopenet"].backend
+    config = engines["hopenet"].config
+    still = {"tracking.static_image_mode": True}
+    try:
+        assert backend.mirror is False  # the default: never (it doubles the network's time)
+        backend.apply(with_values(config, {**still, "hopenet.mirror": "still"}))
+        assert backend.mirror is True
+        backend.apply(with_values(config, {"hopenet.mirror": "still"}))  # video
+        assert backend.mirror is False
+        backend.apply(with_values(config, {"hopenet.mirror": "always"}))
+        assert backend.mirror is True
+    finally:
+        backend.apply(config)

@@ -146,6 +146,10 @@ class NetworkBackend:
     without a landmark fit, and faces turned further than CARRY_MAX_YAW_DEG
     (where landmarks are less reliable than the network), get the network every
     frame.
+
+    Mirror images (hopenet.mirror): the network also reads each crop's mirror
+    image, in the same batch, and the two readings are averaged
+    (headpose_net.mirror_average): more accurate, at twice the network's time.
     """
 
     method = "hopenet"
@@ -160,8 +164,10 @@ class NetworkBackend:
         self.apply(config)
 
     def apply(self, config: EngineConfig) -> None:
-        """Only how often the network runs is live: its model and prior need a restart."""
-        self.keyframe_interval = 1 if config.tracking.static_image_mode else config.hopenet.keyframe_interval
+        """Only how often the network runs, and on what, is live: its model and prior need a restart."""
+        still = config.tracking.static_image_mode
+        self.keyframe_interval = 1 if still else config.hopenet.keyframe_interval
+        self.mirror = config.hopenet.mirror == "always" or (config.hopenet.mirror == "still" and still)
         if self.landmark_pnp is not None:
             self.landmark_pnp.apply(config)
 
@@ -184,7 +190,7 @@ class NetworkBackend:
         eyes = faces.keypoints[:, LEFT_EYE_KEYPOINT] - faces.keypoints[:, RIGHT_EYE_KEYPOINT]
         spread = np.linalg.norm(eyes, axis=1) >= LEVEL_MIN_EYE_SPAN * (faces.boxes[:, 2] - faces.boxes[:, 0])
         roll = np.where(spread, np.degrees(eye_line_angle(eyes)), 0.0)
-        angles = self.network.estimate(image_rgb, faces.boxes[run], roll[run]) if run else None
+        angles = self.network.estimate(image_rgb, faces.boxes[run], roll[run], self.mirror) if run else None
         out = []
         for i in range(n):
             t, t_cov = self.prior.position(faces.boxes[i], camera)

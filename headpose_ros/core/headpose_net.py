@@ -60,7 +60,8 @@ class HeadPoseNetEstimator(NetworkStage):
             out[i] = shrink(region, w_in, h_in)
         return out, crop_boxes
 
-    def estimate(self, image_rgb: np.ndarray, boxes: np.ndarray, roll_deg: np.ndarray | None = None) -> NetworkAngles:
+    def estimate(self, image_rgb: np.ndarray, boxes: np.ndarray, roll_deg: np.ndarray | None = None,
+                 mirror: bool = False) -> NetworkAngles:
         """Angles of the faces in `boxes` (n, 4), xyxy pixels.
 
         roll_deg: (n,) each face's eye line, counter-clockwise on screen (the
@@ -69,6 +70,9 @@ class HeadPoseNetEstimator(NetworkStage):
         networks were trained on faces within a few tens of degrees of upright,
         and WHENet stops following a 30 deg in-plane turn); its angles are then
         those of the levelled crop (NetworkAngles.level_deg says by how much).
+
+        mirror: also read each crop's mirror image, in the same batch, and
+        average the two readings (mirror_average): twice the network's time.
         """
         m = self.model
         n = len(boxes)
@@ -76,8 +80,12 @@ class HeadPoseNetEstimator(NetworkStage):
             return NetworkAngles(np.zeros((0, 3)), np.zeros((0, 4)), np.zeros(0))
         level = np.zeros(n) if roll_deg is None else np.where(np.abs(roll_deg) > LEVEL_MIN_ROLL_DEG, roll_deg, 0.0)
         crops, crop_boxes = self._crops_levelled(image_rgb, boxes, level)
+        if mirror:
+            crops = np.concatenate([crops, crops[:, :, ::-1]])
         out = run_batched(self.runtime, m.input.name, m.input.to_tensor(crops), m.outputs)
         ypr = np.stack([bins.decode(out[bins.output]) for bins in (m.yaw, m.pitch, m.roll)], axis=1)
+        if mirror:
+            ypr = mirror_average(ypr[:n], ypr[n:])
         return NetworkAngles(ypr, crop_boxes, level)
 
     def _crops_levelled(self, image_rgb: np.ndarray, boxes: np.ndarray, level_deg: np.ndarray):
@@ -113,6 +121,24 @@ class HeadPoseNetEstimator(NetworkStage):
                 A = A @ np.diag([k, k, 1.0])
             crops[i] = cv2.warpAffine(source, A, (w_in, h_in), flags=cv2.INTER_LINEAR, borderValue=0)
         return crops, crop_boxes
+
+
+def mirror_average(ypr_deg: np.ndarray, mirrored_ypr_deg: np.ndarray) -> np.ndarray:
+    """(n, 3) the mean of n faces' readings (yaw, pitch, roll degrees) and their mirror images' readings.
+
+    A face seen in a mirror turns and tilts the other way: its yaw and roll
+    change sign, its pitch stays (in any convention whose yaw is about the
+    image's vertical axis and roll about the viewing axis, as 300W-LP's).
+    What a network reads wrongly because a face turns one way rather than the
+    other, and part of its noise, cancels in the mean. Yaw is averaged on the
+    circle (a full-range network's 179 and -179 mean 180, not 0).
+    """
+    a = np.asarray(ypr_deg, dtype=np.float64)
+    b = np.asarray(mirrored_ypr_deg, dtype=np.float64) * np.array([-1.0, 1.0, -1.0])
+    out = (a + b) / 2
+    half_gap = ((b[:, 0] - a[:, 0] + 180.0) % 360.0 - 180.0) / 2
+    out[:, 0] = (a[:, 0] + half_gap + 180.0) % 360.0 - 180.0
+    return out
 
 
 def rotation_along_ray(model: HeadPoseNetModel, ypr_deg: np.ndarray) -> np.ndarray:
