@@ -28,6 +28,43 @@ class CommandError(Exception):
     """A user-facing failure: printed as one line, exit status 2."""
 
 
+def add_set_argument(parser) -> None:
+    """`--set NAME=VALUE`, repeatable: any engine setting (config/headpose.yaml's names, dotted)."""
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", dest="settings",
+                        help="an engine setting, as named in config/headpose.yaml (dotted), e.g. "
+                             "--set hopenet.mirror=still; the value is read as YAML; repeatable")
+
+
+def setting_values(pairs: list[str]) -> dict:
+    """The dotted-name settings of `--set` arguments; CommandError for a malformed pair or an unknown name.
+
+    Values are read as YAML scalars or lists (true, 0.3, [a, b]), as a params file gives them;
+    whether they are allowed is the engine's check (EngineConfig.problems).
+    """
+    import yaml
+
+    from .core.config import definitions
+
+    known = definitions()
+    values = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise CommandError(f"--set {pair!r}: expected NAME=VALUE, e.g. hopenet.mirror=still")
+        try:
+            value = yaml.safe_load(text) if text.strip() else ""
+        except yaml.YAMLError:
+            value = text
+        if name not in known:
+            group = any(other.startswith(name + ".") for other in known)
+            raise CommandError(f"--set {name}: " + ("a group of settings, not one setting" if group else
+                               "no such setting (the names are config/headpose.yaml's, dotted, e.g. "
+                               "detection.score_threshold)"))
+        values[name] = value
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="headpose-ros", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -61,6 +61,33 @@ def test_predict_prints_one_json_object(prepared_assets, camera_yaml):
         assert set(other) == set(face) and abs(other["yaw"] - face["yaw"]) < 10
 
 
+def test_predict_takes_any_engine_setting(prepared_assets, camera_yaml):
+    """--set NAME=VALUE reaches the engine: with the mirror reading the network's answer moves (it averages
+    the face and its mirror image), and setting the default explicitly changes nothing."""
+    info, image = camera_yaml(512, 512), assets.photo_path("astronaut")
+
+    def angles(*extra):
+        out = cli("predict", "--camera-info", info, "--backend", "hopenet", *extra, image)
+        assert out.returncode == 0, out.stderr
+        (face,) = json.loads(out.stdout)[str(image)]
+        return np.array([face["yaw"], face["pitch"], face["roll"]])
+
+    plain = angles()
+    np.testing.assert_array_equal(angles("--set", "hopenet.mirror=never"), plain)
+    mirrored = angles("--set", "hopenet.mirror=still", "--set", "detection.score_threshold=0.5")
+    assert 0.05 < np.abs(mirrored - plain).max() < 5
+
+
+@pytest.mark.parametrize("pair, says", [("hopenet.mirorr=still", "no such setting"),
+                                        ("hopenet.mirror=sometimes", "hopenet.mirror 'sometimes' is unknown"),
+                                        ("detection.score_threshold=2", "detection.score_threshold must be in [0, 1]"),
+                                        ("hopenet", "expected NAME=VALUE"), ("hopenet=1", "a group of settings")])
+def test_a_wrong_setting_is_one_line_naming_it(prepared_assets, camera_yaml, pair, says):
+    out = cli("predict", "--camera-info", camera_yaml(512, 512), "--set", pair, assets.photo_path("astronaut"))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and says in out.stderr, out.stderr
+
+
 @pytest.mark.parametrize("problem", ["missing image", "not an image", "bad camera info", "unknown backend",
                                      "tensorrt without a GPU"])
 def test_predict_errors_are_one_line(prepared_assets, camera_yaml, tmp_path, problem):

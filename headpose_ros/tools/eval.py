@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import CommandError
+from ..cli import CommandError, add_set_argument, setting_values
 
 DEFAULT_BACKENDS = "landmarks,hopenet,fusion"
 
@@ -52,6 +52,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per network (default: 2)")
     parser.add_argument("--sequences", default="", help="video set: comma-separated sequences (default: all)")
     parser.add_argument("--jitter-frames", type=int, default=30, help="--consistency: noisy copies per photo")
+    add_set_argument(parser)
 
 
 def _engines(args, video: bool = False):
@@ -67,7 +68,7 @@ def _engines(args, video: bool = False):
         raise CommandError(f"unknown backend(s) {', '.join(unknown) or '(none given)'} (choose {', '.join(BACKENDS)})")
     try:
         return (make_video_engines if video else make_engines)(
-            backends, {"num_threads": args.threads, "inference.engine": args.engine})
+            backends, {"num_threads": args.threads, "inference.engine": args.engine, **setting_values(args.settings)})
     except (ConfigError, InferenceError, AssetError) as exc:
         raise CommandError(str(exc)) from None
 

@@ -20,7 +20,7 @@ import math
 import sys
 from pathlib import Path
 
-from ..cli import CommandError
+from ..cli import CommandError, add_set_argument, setting_values
 
 
 def add_arguments(parser) -> None:
@@ -36,6 +36,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per network (default: 2)")
     parser.add_argument("--model-dir", default="", help="directory of the .onnx models (default: the asset cache)")
     parser.add_argument("--indent", type=int, default=None, help="indent the JSON output")
+    add_set_argument(parser)
 
 
 def _number(value: float) -> float | None:
@@ -83,6 +84,7 @@ def run(args) -> int:
     config = still_image_config({
         "backend": args.backend, "num_threads": args.threads, "inference.engine": args.engine,
         "hopenet.network": "hopenet" if args.network_file else "whenet", "hopenet.model_file": args.network_file,
+        **setting_values(args.settings),
     })
     try:
         # stdout is the JSON; keep stderr for errors
