@@ -52,18 +52,31 @@ def test_each_setting_is_checked_by_its_own_definition():
     from headpose_ros.core.config import LIVE_SETTINGS, definitions
 
     cases = {
-        "smoothing.position_min_cutoff": (0.0, "smoothing.position_min_cutoff must be > 0"),
-        "pnp.ransac_iterations": (0, "pnp.ransac_iterations must be >= 1"),
-        "pnp.outlier_threshold": (float("nan"), "pnp.outlier_threshold must be in (0, 1]"),
-        "tracking.iou_threshold": (1.5, "tracking.iou_threshold must be in [0, 1]"),
+        "smoothing.position_min_cutoff": (0.0, "smoothing.position_min_cutoff must be in (0, 1000], not 0.0"),
+        "pnp.ransac_iterations": (0, "pnp.ransac_iterations must be in [1, 10000], not 0"),
+        "pnp.outlier_threshold": (float("nan"), "pnp.outlier_threshold must be a finite number in (0, 1], not nan"),
+        "tracking.iou_threshold": (1.5, "tracking.iou_threshold must be in [0, 1], not 1.5"),
         "tracking.max_misses": (2.5, "tracking.max_misses must be an integer, not 2.5"),
         "detection.max_faces": (True, "detection.max_faces must be an integer, not True"),
         "smoothing.enabled": (1, "smoothing.enabled must be true or false, not 1"),
         "attention.robot_gaze_axis": ("w", "attention.robot_gaze_axis 'w' is unknown (choose x, y, z)"),
-        "num_threads": (-1, "num_threads must be >= 0 (0 lets ONNX Runtime choose)"),
+        "num_threads": (-1, "num_threads must be in [0, 256] (0 lets ONNX Runtime choose), not -1"),
+        "attention.max_distance_m": (float("inf"), "attention.max_distance_m must be a finite number in (0, 1000], "
+                                                   "not inf"),
+        "pnp.ransac_iterations ": (10**18, "pnp.ransac_iterations must be in [1, 10000], not 1000000000000000000"),
     }
     for name, (value, message) in cases.items():
-        assert with_values(EngineConfig(), {name: value}).problems() == [message], name
+        assert with_values(EngineConfig(), {name.strip(): value}).problems() == [message], name
+    # Every number, in every group, is bounded on both sides and finite: NaN, infinities and huge values are
+    # refused by name, with the value and the allowed range.
+    from headpose_ros.core.config import leaves
+
+    for name, default, spec in leaves(EngineConfig()):
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            assert spec.low is not None and spec.high is not None, name
+            for bad in (float("nan"), float("inf"), -float("inf"), 10**30 if isinstance(default, int) else 1e30):
+                (problem,) = with_values(EngineConfig(), {name: bad}).problems()
+                assert problem.startswith(name + " must be") and problem.endswith(f"not {bad!r}"), problem
     # What may change at run time is part of each definition, and LIVE_SETTINGS is derived from it.
     specs = definitions()
     assert LIVE_SETTINGS == {name for name, spec in specs.items() if spec.live}

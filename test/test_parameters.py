@@ -53,9 +53,8 @@ def test_a_setting_that_is_not_live_is_read_only_and_says_how_to_change_it():
     assert d.description == ("At most this many faces (the highest scoring) are processed per image."
                              + READ_ONLY_SUFFIX)
     assert d.type == ParameterType.PARAMETER_INTEGER
-    assert d.additional_constraints == ">= 1"
-    # Only a lower bound: no range rclpy could enforce.
-    assert list(d.integer_range) == [] and list(d.floating_point_range) == []
+    assert d.additional_constraints == "[1, 64]"
+    assert list(d.integer_range) == [IntegerRange(from_value=1, to_value=64, step=0)]
 
 
 def test_choices_become_the_additional_constraints():
@@ -77,7 +76,7 @@ def test_a_closed_numeric_range_is_enforced_by_a_floating_point_range():
 @pytest.mark.parametrize("name, text", [
     ("attention.cone_half_angle_deg", "(0, 90)"),  # open at both ends
     ("pnp.outlier_threshold", "(0, 1]"),  # open below
-    ("smoothing.position_min_cutoff", "> 0"),  # no upper bound
+    ("smoothing.position_min_cutoff", "(0, 1000]"),  # open below
 ])
 def test_ranges_rclpy_cannot_express_are_only_described(name, text):
     # FloatingPointRange bounds are inclusive: an open range would let the bound itself through.
@@ -117,11 +116,11 @@ def test_node_settings_are_described_from_their_definitions_too():
 
 def test_node_config_checks_its_own_values():
     assert NodeConfig().problems() == []
-    assert with_values(NodeConfig(), {"wait_warning_period": 0.0}).problems() == ["wait_warning_period must be > 0"]
+    assert with_values(NodeConfig(), {"wait_warning_period": 0.0}).problems() == ["wait_warning_period must be in (0, 3600], not 0.0"]
     assert with_values(NodeConfig(), {"image_transport": "theora"}).problems() == [
         "image_transport 'theora' is unknown (choose raw, compressed)"]
     assert with_values(NodeConfig(), {"fallback_horizontal_fov_deg": 180.0}).problems() == [
-        "fallback_horizontal_fov_deg must be in [0, 180) (0: off)"]
+        "fallback_horizontal_fov_deg must be in [0, 180) (0: off), not 180.0"]
 
 
 # -- declare_all, declare_targets: on real nodes -------------------------------------------------------------------
@@ -288,7 +287,7 @@ def test_a_bad_value_is_refused_with_the_checks_message_and_the_old_config_stays
     before = with_values(EngineConfig(), {"detection.score_threshold": 0.6})
     config, result = live_change(before, [Parameter("attention.cone_half_angle_deg", value=95.0)], apply, log)
     assert result.successful is False
-    assert result.reason == "attention.cone_half_angle_deg must be in (0, 90)"
+    assert result.reason == "attention.cone_half_angle_deg must be in (0, 90), not 95.0"
     assert config is before
     assert apply.engine.config == EngineConfig()  # the engine kept its settings too
 
@@ -332,7 +331,11 @@ def test_live_change_as_the_nodes_set_parameters_callback(make_node, apply):
     node.add_on_set_parameters_callback(on_set)
     # An open range passes rclpy (no FloatingPointRange) and is refused by the engine's check.
     refused = node.set_parameters([Parameter("attention.cone_half_angle_deg", value=90.0)])[0]
-    assert (refused.successful, refused.reason) == (False, "attention.cone_half_angle_deg must be in (0, 90)")
+    assert (refused.successful, refused.reason) == (False, "attention.cone_half_angle_deg must be in (0, 90), not 90.0")
+    # NaN gets through rclpy's own range checks (every comparison with it is false): the engine's check refuses it.
+    nan = node.set_parameters([Parameter("smoothing.position_min_cutoff", value=float("nan"))])[0]
+    assert nan.successful is False and nan.reason.startswith("smoothing.position_min_cutoff must be a finite number")
+    assert node.get_parameter("smoothing.position_min_cutoff").value == 1.0
     assert node.get_parameter("attention.cone_half_angle_deg").value == 15.0
     accepted = node.set_parameters([Parameter("attention.cone_half_angle_deg", value=25.0)])[0]
     assert accepted.successful is True

@@ -86,7 +86,7 @@ def test_a_face_beside_a_missed_track_continues_it_when_no_box_overlaps():
 
 
 def test_the_tracker_refuses_settings_it_cannot_work_with():
-    with pytest.raises(ValueError, match="tracking.min_hits must be >= 1"):
+    with pytest.raises(ValueError, match=r"tracking.min_hits must be in \[1, 1000\], not 0"):
         make_tracker(min_hits=0)
     tracker = make_tracker()
     with pytest.raises(ValueError, match=r"tracking.iou_threshold must be in \[0, 1\]"):

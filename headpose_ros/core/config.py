@@ -74,6 +74,8 @@ class Setting:
         if kind in (int, float):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and isinstance(value, float)):
                 return f"{name} must be {'an integer' if kind is int else 'a number'}, not {value!r}"
+            if not math.isfinite(value):
+                return f"{name} must be a finite number in {self.range_text() or 'range'}, not {value!r}"
             return self._range_problem(name, value)
         if kind is tuple:
             if not isinstance(value, (tuple, list)):
@@ -84,10 +86,10 @@ class Setting:
     def _range_problem(self, name: str, value: float) -> str | None:
         below = self.low is not None and not (value > self.low if self.low_open else value >= self.low)
         above = self.high is not None and not (value < self.high if self.high_open else value <= self.high)
-        if below or above or (isinstance(value, float) and math.isnan(value)):
+        if below or above:
             text = self.range_text()
             where = f"in {text}" if self.low is not None and self.high is not None else text
-            return f"{name} must be {where}" + (f" ({self.note})" if self.note else "")
+            return f"{name} must be {where}" + (f" ({self.note})" if self.note else "") + f", not {value!r}"
         return None
 
 
@@ -133,20 +135,22 @@ class DetectionConfig(Settings):
                                                "mesh confirms them (core/finding.py); nothing scoring below both "
                                                "thresholds is kept; at or above score_threshold: off.")
     nms_iou_threshold: float = unit_interval(0.3, "Detections overlapping more than this IoU are merged into one face.")
-    max_faces: int = setting(6, "At most this many faces (the highest scoring) are processed per image.", low=1)
+    max_faces: int = setting(6, "At most this many faces (the highest scoring) are processed per image.", low=1,
+                             high=64)
     min_face_size_px: float = setting(20.0, "Faces whose box is smaller than this many pixels (full-resolution "
-                                      "image) are ignored.", low=0.0, live=True)
+                                      "image) are ignored.", low=0.0, high=4096.0, live=True)
     search_period: int = setting(10, "Video: while some faces are followed and fewer than max_faces, the detector "
                                  "searches the whole image for new faces every this many frames (every frame while "
-                                 "none is followed, and at once when a followed face is lost).", low=1, live=True)
+                                 "none is followed, and at once when a followed face is lost).", low=1, high=1000,
+                                 live=True)
     tiles: int = setting(2, "Small faces: the image is also searched in tiles x tiles zoomed tiles with the "
                          "full-range detector (still images and no face followed: all at once); 0 turns this off.",
                          low=0, high=6)
     tile_period: int = setting(10, "Video, while some faces are followed and fewer than max_faces: frames between two "
-                               "tile searches (one tile each, round robin).", low=1, live=True)
+                               "tile searches (one tile each, round robin).", low=1, high=1000, live=True)
     lost_search_frames: int = setting(45, "Video: frames during which the surroundings of a lost face are searched "
                                       "(while fewer faces are seen than before it was lost); 0: never.", low=0,
-                                      live=True)
+                                      high=10000, live=True)
 
 
 @dataclass(frozen=True)
@@ -157,13 +161,17 @@ class LandmarksConfig(Settings):
 
 @dataclass(frozen=True)
 class TrackingConfig(Settings):
-    min_hits: int = setting(3, "Detections a new face needs before it is published.", low=1, live=True)
+    min_hits: int = setting(3, "Detections a new face needs before it is published.", low=1, high=1000, live=True)
     max_misses: int = setting(5, "Consecutive frames a face may go undetected before its track (and id) is dropped.",
-                              low=0, live=True)
+                              low=0, high=10000, live=True)
     iou_threshold: float = unit_interval(0.3, "Minimum box overlap (IoU) for a detection to continue a track.")
     reacquire_frames: int = setting(45, "Frames after a track ended during which a new face found near its last box "
                                     "takes its id back, published at once (a face that turned to a profile or was "
-                                    "hidden for a moment keeps its id); 0: never.", low=0, live=True)
+                                    "hidden for a moment keeps its id); 0: never.", low=0, high=100000, live=True)
+    max_frame_gap_s: float = setting(2.0, "Video: a frame stamped more than this many seconds after the previous one "
+                                     "resets every track and what each face attends, as a stamp going backwards "
+                                     "does (a paused bag, a stalled camera: speeds, dwell times and ids from before "
+                                     "the gap would be wrong).", low=0.0, high=3600.0, low_open=True, live=True)
     id_style: str = setting("random", "Track ids: random (5 letters, as REP-155 suggests) or sequential (0001, "
                             "0002, ...).", choices=ID_STYLES)
     static_image_mode: bool = setting(False, "Treat images as unrelated stills: detect every face in every image and "
@@ -175,20 +183,21 @@ class TrackingConfig(Settings):
 class SmoothingConfig(Settings):
     enabled: bool = setting(True, "Smooth each track's pose over time with One-Euro filters.", live=True)
     position_min_cutoff: float = setting(1.0, "Position filter cutoff at rest, Hz (lower is smoother, more lag).",
-                                         low=0.0, low_open=True, live=True)
+                                         low=0.0, high=1000.0, low_open=True, live=True)
     position_beta: float = setting(2.0, "Position filter speed gain, per m/s (higher follows motion faster).",
-                                   low=0.0, live=True)
-    rotation_min_cutoff: float = setting(1.0, "Orientation filter cutoff at rest, Hz.", low=0.0, low_open=True,
-                                         live=True)
+                                   low=0.0, high=1000.0, live=True)
+    rotation_min_cutoff: float = setting(1.0, "Orientation filter cutoff at rest, Hz.", low=0.0, high=1000.0,
+                                         low_open=True, live=True)
     rotation_beta: float = setting(2.0, "Orientation filter speed gain, per unit of quaternion rate (about "
-                                   "rad/s / 2).", low=0.0, live=True)
+                                   "rad/s / 2).", low=0.0, high=1000.0, live=True)
 
 
 @dataclass(frozen=True)
 class PnPConfig(Settings):
     outlier_threshold: float = setting(0.05, "A landmark whose reprojection error exceeds this fraction of the "
                                        "face's size is an outlier.", low=0.0, high=1.0, low_open=True, live=True)
-    ransac_iterations: int = setting(50, "RANSAC rounds for a face with no previous pose.", low=1, live=True)
+    ransac_iterations: int = setting(50, "RANSAC rounds for a face with no previous pose.", low=1, high=10000,
+                                     live=True)
     max_facing_angle_deg: float = setting(100.0, "Reject poses whose face points further than this from the "
                                           "camera (degrees).", low=0.0, high=180.0, low_open=True, live=True)
 
@@ -209,11 +218,11 @@ class HopenetConfig(Settings):
     model_file: str = setting("", "ONNX file of the network; empty uses the built-in WHENet. For hopenet: the file "
                               "`headpose-ros export-hopenet` wrote.")
     face_width_m: float = setting(0.155, "Width (m) a detector box spans at the face's depth: the prior that turns "
-                                  "box size into distance.", low=0.0, low_open=True)
+                                  "box size into distance.", low=0.0, high=1.0, low_open=True)
     sellion_offset: float = setting(-0.19, "Vertical offset of the sellion from the box centre, as a fraction of "
                                     "the box height (negative is up).", low=-1.0, high=1.0)
     depth_rel_sigma: float = setting(0.10, "Relative standard deviation of the box-size distance, reported in the "
-                                     "covariance.", low=0.0, low_open=True)
+                                     "covariance.", low=0.0, high=10.0, low_open=True)
     keyframe_interval: int = setting(6, "Video: the network runs on a followed face at least every this many "
                                      "frames, and when its gaze turned 10 degrees out of the image plane since; in "
                                      "between, its last rotation is carried forward by the change of the face's "
@@ -264,13 +273,13 @@ class AttentionConfig(Settings):
                                          "view (a target may set its own).", low=0.0, high=90.0, low_open=True,
                                          high_open=True, live=True)
     max_distance_m: float = setting(4.0, "Targets farther than this (metres) from the face are never attended.",
-                                    low=0.0, low_open=True, live=True)
+                                    low=0.0, high=1000.0, low_open=True, live=True)
     min_dwell_s: float = setting(0.2, "Seconds a new target must stay the best one in view before it is attended.",
-                                 low=0.0, live=True)
+                                 low=0.0, high=3600.0, live=True)
     release_s: float = setting(0.3, "Seconds the attended target may stay outside its widened cone before it is "
-                               "released.", low=0.0, live=True)
+                               "released.", low=0.0, high=3600.0, live=True)
     exit_cone_factor: float = setting(1.3, "The attended target is kept while within this many times its cone "
-                                      "(hysteresis, >= 1).", low=1.0, live=True)
+                                      "(hysteresis, >= 1).", low=1.0, high=10.0, live=True)
     faces_as_targets: bool = setting(True, "Other tracked faces are targets too (\"person A looks at person B\").",
                                      live=True)
     robot_frame: str = setting("", "TF frame of the robot as an attention target; empty: the camera's optical frame.")
@@ -310,10 +319,11 @@ class EngineConfig(Settings):
                            "(a Hopenet-family network; distance from the box size) or fusion (landmark PnP, with the "
                            "network's rotation where landmarks fail).", choices=BACKENDS)
     num_threads: int = setting(2, "CPU threads each network may use (ONNX Runtime intra-op threads).", low=0,
-                               note="0 lets ONNX Runtime choose")
+                               high=256, note="0 lets ONNX Runtime choose")
     max_image_side_px: int = setting(1920, "Images whose longer side exceeds this are shrunk to it (area averaging) "
                                      "before processing; boxes are still reported in full-resolution pixels and "
-                                     "poses in metres. 0 never shrinks.", low=0, live=True, note="0: never shrink")
+                                     "poses in metres. 0 never shrinks.", low=0, high=65536, live=True,
+                                     note="0: never shrink")
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
-from rclpy.exceptions import ParameterException
+from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.parameter import Parameter
 
 from ..core.config import (TARGET_PARAMETER_KEYS, EngineConfig, Setting, Settings, TargetConfig, leaves, setting,
@@ -36,9 +36,10 @@ class NodeConfig(Settings):
     publish_tf: bool = setting(True, "Publish face_<id> and gaze_<id> on /tf.")
     face_frame_prefix: str = setting("face_", "TF frame name prefix of each face (REP-155: face_).")
     gaze_frame_prefix: str = setting("gaze_", "TF frame name prefix of each gaze frame (REP-155: gaze_).")
-    diagnostics_period: float = setting(1.0, "Seconds between /diagnostics messages.", low=0.0, low_open=True)
+    diagnostics_period: float = setting(1.0, "Seconds between /diagnostics messages.", low=0.0, high=3600.0,
+                                        low_open=True)
     wait_warning_period: float = setting(5.0, "Seconds without input before the node says what it is waiting for.",
-                                         low=0.0, low_open=True)
+                                         low=0.0, high=3600.0, low_open=True)
     image_reliability: str = setting("best_effort", "QoS reliability of the image and camera_info subscriptions: "
                                      "best_effort (works with every publisher) or reliable (only with reliable "
                                      "publishers).", choices=RELIABILITIES)
@@ -50,8 +51,11 @@ class NodeConfig(Settings):
                                                  "assume an ideal camera of this horizontal field of view (deg) and "
                                                  "say so; 0 publishes no pose until a calibrated CameraInfo "
                                                  "arrives.", low=0.0, high=180.0, high_open=True, note="0: off")
-    model_dir: str = setting("", "Directory holding the converted .onnx models; empty uses the asset cache filled "
-                             "by `make setup`.")
+    model_dir: str = setting("", "Directory holding the converted .onnx models, each with its .json manifest "
+                             "beside it (a copy of a prepared cache's models folder); empty uses the asset cache "
+                             "filled by `make setup`.")
+    model_dir_unchecked: bool = setting(False, "Use the .onnx files of model_dir as they are, without checking "
+                                        "them against their manifests (models converted some other way).")
 
 
 def descriptor(name: str, spec: Setting, default: Any, live: bool) -> ParameterDescriptor:
@@ -89,9 +93,12 @@ def declare(node, name: str, spec: Setting, default: Any, live: bool = False) ->
         # Typed by its default (as declare_parameter without a descriptor would be), so that
         # `-p publish_tf:=1` is refused instead of silently becoming an integer.
         value = node.declare_parameter(name, list(default) if isinstance(default, tuple) else default, desc).value
-    except ParameterException as exc:
+    except InvalidParameterTypeException as exc:
         expected = "list" if isinstance(default, tuple) else type(default).__name__
         raise StartupError(f"parameter '{name}': {exc} (expected a {expected})") from None
+    except ParameterException as exc:  # a value outside the descriptor's range
+        allowed = spec.range_text()
+        raise StartupError(f"parameter '{name}': {exc}" + (f" (allowed: {allowed})" if allowed else "")) from None
     return tuple(value) if isinstance(default, tuple) else value
 
 
