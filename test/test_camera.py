@@ -24,6 +24,35 @@ def test_unusable_intrinsics_are_named(K, D, model, fragment):
         cam.validated()
 
 
+@pytest.mark.parametrize("K, fragment", [
+    ([[1e9, 0, 319.5], [0, 1e9, 239.5], [0, 0, 1]], "horizontal field of view is 3.67e-05 deg"),
+    ([[0.5, 0, 319.5], [0, 0.5, 239.5], [0, 0, 1]], "field of view is 180 deg"),  # focal length in mm?
+    ([[5000, 0, 319.5], [0, 500, 239.5], [0, 0, 1]], "fx / fy = 10"),
+    ([[500, 0, 5000], [0, 500, 239.5], [0, 0, 1]], "principal point cx=5000"),
+    ([[500, 0, 319.5], [0, 500, -300], [0, 0, 1]], "principal point cy=-300"),
+    ([[500, 20, 319.5], [0, 500, 239.5], [0, 0, 1]], "skew"),
+    ([[1000, 0, 639], [0, 1000, 479], [0, 0, 2]], "last row is [0.0, 0.0, 2.0]"),
+    ([[500, 0, 0], [0, 500, 0], [319.5, 239.5, 1]], "last row"),  # transposed
+])
+def test_implausible_intrinsics_are_refused_naming_the_field(K, fragment):
+    problems = CameraModel(K, [], 640, 480).problems()
+    assert any(fragment in p for p in problems), problems
+
+
+def test_plausible_cameras_pass_and_the_size_checks_wait_for_a_size():
+    for fov in (2.0, 30.0, 90.0, 150.0):
+        assert CameraModel.from_field_of_view(640, 480, fov).problems() == [], fov
+    anamorphic = [[667.0, 0, 319.5], [0, 500.0, 239.5], [0, 0, 1]]
+    assert CameraModel(anamorphic, [], 640, 480).problems() == []
+    off_centre = [[500.0, 0, 600.0], [0, 500.0, 20.0], [0, 0, 1]]  # a crop of a larger sensor
+    assert CameraModel(off_centre, [], 640, 480).problems() == []
+    # Without an image size, the field of view and principal point are not known yet (the engine checks
+    # again once the camera is fitted to the image).
+    assert CameraModel([[1e9, 0, 5000], [0, 1e9, 239.5], [0, 0, 1]], [], 0, 0).problems() == []
+    with pytest.raises(CameraModelError, match="field of view"):
+        CameraModel([[1e9, 0, 5000], [0, 1e9, 239.5], [0, 0, 1]], [], 0, 0).fitted_to(640, 480).validated()
+
+
 def test_good_intrinsics_pass():
     assert CameraModel(K, [0.1, -0.05, 0, 0, 0.01], 640, 480).problems() == []
     assert CameraModel(K, [], 640, 480, distortion_model="").problems() == []

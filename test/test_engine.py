@@ -71,6 +71,41 @@ def test_time_going_backwards_resets_tracks(engine, photo, camera):
     assert np.all(np.isfinite(later.heads[0].t))
 
 
+def test_time_jumping_forward_resets_tracks_and_attention(engine, photo, camera):
+    """A paused bag or a stalled camera: an hour later, nothing of before carries over (no dwell of an hour)."""
+    frame = astronaut_frame(photo)
+    first = run(engine, frame, camera, frames=10, t0=100.0)
+    looking = [a for a in first.attention if a.target == "robot"]
+    assert looking, "the astronaut looks at the camera"
+    later = engine.process(frame, camera, 100.0 + 3600.0)
+    assert "jumped forward by 3599.7" in later.reset and "tracking.max_frame_gap_s" in later.reset
+    assert first.heads[0].track_id in later.ended and later.heads[0].track_id != first.heads[0].track_id
+    assert all(a.dwell_s < 1.0 for a in later.attention)
+    # Within the bound, frames are one stream.
+    steady = engine.process(frame, camera, 100.0 + 3601.5)
+    assert steady.reset == "" and steady.heads[0].track_id == later.heads[0].track_id
+
+
+def test_a_pose_that_fails_the_last_check_is_reported_not_published(engine, photo, camera, monkeypatch):
+    """Whatever a backend returns, a NaN pose never leaves the engine: the face is reported with the reason."""
+    from headpose_ros.core.types import EstimateStatus
+
+    frame = astronaut_frame(photo)
+    real = engine.backend.estimate
+
+    def broken(*args):
+        estimates = real(*args)
+        for e in estimates:
+            e.measurement.t = np.array([np.nan, 0.0, 1.0])
+        return estimates
+
+    monkeypatch.setattr(engine.backend, "estimate", broken)
+    result = run(engine, frame, camera)
+    assert result.heads == [] and result.faces_detected == 1
+    (rejection,) = result.rejected
+    assert rejection.status is EstimateStatus.NOT_FINITE and "NaN" in rejection.detail
+
+
 def test_no_face_no_heads(engine, camera):
     result = run(engine, np.full((480, 640, 3), 90, np.uint8), camera)
     assert result.heads == [] and result.faces_detected == 0
@@ -137,3 +172,81 @@ def test_live_settings_apply_and_the_others_are_refused(photo, camera, prepared_
     with pytest.raises(ConfigError, match=r"attention.cone_half_angle_deg must be in \(0, 90\)"):
         engine.apply(with_values(engine.config, {"attention.cone_half_angle_deg": 95.0}))
     assert engine.config.detection.score_threshold == 0.5 and engine.config.backend == "landmarks"
+
+
+# --- property: whatever the intrinsics, stamps and live settings, poses pass the last check or there are none --
+
+from hypothesis import HealthCheck, event, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+WILD = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64), st.sampled_from([0.0, -1.0, 1e-9, 1e12]))
+LIVE_VALUES = st.dictionaries(
+    st.sampled_from(["smoothing.position_min_cutoff", "smoothing.rotation_beta", "pnp.outlier_threshold",
+                     "pnp.max_facing_angle_deg", "attention.min_dwell_s", "attention.max_distance_m",
+                     "detection.score_threshold", "tracking.max_frame_gap_s", "landmarks.presence_threshold"]),
+    WILD, max_size=3)
+
+
+@st.composite
+def cameras(draw):
+    """Half of them a plausible camera (where faces are found and their poses checked), half anything at all."""
+    if draw(st.booleans()):
+        f = draw(st.floats(300.0, 1500.0))
+        K = [[f, 0.0, draw(st.floats(250.0, 390.0))],
+             [0.0, f * draw(st.floats(0.9, 1.1)), draw(st.floats(180.0, 300.0))], [0.0, 0.0, 1.0]]
+        D = draw(st.lists(st.floats(-0.5, 0.5), min_size=5, max_size=5))
+    else:
+        wild = st.one_of(st.floats(-3000.0, 1e7), WILD)
+        K = [[draw(wild), draw(st.sampled_from([0.0, 3.0, np.nan])), draw(wild)], [0.0, draw(wild), draw(wild)],
+             [0.0, 0.0, draw(st.sampled_from([1.0, 1.0, 2.0, 0.0]))]]
+        D = draw(st.lists(st.floats(-50.0, 50.0) | WILD, min_size=0, max_size=5))
+        D = D if len(D) in (0, 4, 5) else (D + [0.0] * 4)[:4]
+    return CameraModel(K, D, 640, 480, "cam")
+
+
+@pytest.fixture(scope="module")
+def video_engine(prepared_assets):
+    return create_engine(single_frame_config(backend="landmarks"))
+
+
+@settings(max_examples=80, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture])
+@given(camera=cameras(), stamps=st.lists(st.floats(-1e6, 1e9) | st.just(0.0), min_size=1, max_size=4),
+       values=LIVE_VALUES)
+def test_any_intrinsics_stamps_and_settings_give_sane_poses_or_none_with_a_reason(video_engine, photo, camera, stamps,
+                                                                                    values):
+    """No NaN and no exception out of the engine, ever: a pose passes the last check (core.guard), or there is
+    none and a reason (refused intrinsics or settings, a rejection with its status)."""
+    from headpose_ros.core.config import with_values
+    from headpose_ros.core.engine import ConfigError
+    from headpose_ros.core.guard import pose_problem
+    from headpose_ros.core.types import EstimateStatus
+
+    engine, frame = video_engine, astronaut_frame(photo)
+    base = engine.config
+    engine.reset()
+    try:
+        try:
+            engine.apply(with_values(base, values))
+        except ConfigError as exc:
+            assert str(exc) and "\n" not in str(exc)  # refused by name, the settings stay
+        for stamp in stamps:
+            try:
+                result = engine.process(frame, camera, stamp)
+            except CameraModelError as exc:
+                assert str(exc)  # refused intrinsics: no pose, and the reason
+                event("intrinsics refused")
+                continue
+            event("poses" if result.heads else "rejected" if result.rejected else "no face")
+            for head in result.heads:
+                assert pose_problem(head.R, head.t, head.covariance, head.box, result.camera,
+                                    engine._distance_prior) is None
+                assert np.all(np.isfinite(head.yaw_pitch_roll_deg)) and 0 <= head.confidence <= 1
+            for rejection in result.rejected:
+                assert isinstance(rejection.status, EstimateStatus) and rejection.detail
+            for attention in result.attention:
+                assert np.isfinite(attention.dwell_s) and attention.dwell_s >= 0
+                assert attention.dwell_s <= engine.config.tracking.max_frame_gap_s * len(stamps)
+    finally:
+        engine.apply(base)
+        engine.reset()

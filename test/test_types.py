@@ -36,4 +36,5 @@ def test_head_angles_and_quaternion_come_from_its_rotation():
 
 
 def test_every_rejection_has_a_status_in_words():
-    assert {s.value for s in EstimateStatus} == {"measured", "no face", "no fit", "behind the camera", "turned away"}
+    assert {s.value for s in EstimateStatus} == {"measured", "no face", "no fit", "behind the camera", "turned away",
+                                                 "not finite", "implausible distance"}

@@ -21,6 +21,19 @@ class CameraModelError(ValueError):
     """Intrinsics that cannot be used to solve a pose; the message says why."""
 
 
+# Plausibility bounds (CameraModel.problems): what a calibrated pinhole camera can publish. Outside them
+# the intrinsics are a mistake (a wrong unit, a K for another resolution, an unfilled field), and poses
+# solved through them would be wrong without a sign.
+# The principal point lies within the image, give or take this fraction of its width / height.
+PRINCIPAL_POINT_MARGIN = 0.2
+# fx / fy within [1 / MAX_ASPECT, MAX_ASPECT]: square pixels give 1, anamorphic lenses about 1.33-2.
+MAX_ASPECT = 2.5
+# Horizontal and vertical field of view of the pinhole, degrees (a telephoto of 1 deg to a wide angle of 170).
+MIN_FOV_DEG, MAX_FOV_DEG = 1.0, 170.0
+# |K[0, 1]| (skew) and |K[2] - (0, 0, 1)| beyond these, relative to fx and 1, are refused.
+MAX_SKEW = 1e-3
+
+
 @dataclass(frozen=True)
 class CameraModel:
     """A calibrated pinhole camera, as published in sensor_msgs/CameraInfo.
@@ -68,6 +81,8 @@ class CameraModel:
             found.append("K is all zeros (the camera is not calibrated)")
         elif self.fx <= 0 or self.fy <= 0:
             found.append(f"K has fx={self.fx:g}, fy={self.fy:g}; both must be > 0 (uncalibrated camera?)")
+        else:
+            found += self._implausible()
         if not np.all(np.isfinite(self.D)):
             found.append("D contains NaN or infinite values")
         if self.distortion_model not in OPENCV_DISTORTION_MODELS and np.any(self.D):
@@ -79,6 +94,33 @@ class CameraModel:
             found.append(f"D has {self.D.size} coefficients; OpenCV takes 4, 5, 8, 12 or 14")
         if self.width < 0 or self.height < 0:
             found.append(f"negative image size {self.width}x{self.height}")
+        return found
+
+    def _implausible(self) -> list[str]:
+        """Problems of a finite K with positive focal lengths (the bounds above)."""
+        found = []
+        if np.abs(self.K[2] - [0.0, 0.0, 1.0]).max() > 1e-6:
+            found.append(f"K's last row is {[round(float(v), 6) for v in self.K[2]]}, not [0, 0, 1] (a K in "
+                         "homogeneous scale or transposed?)")
+        if abs(self.K[0, 1]) > MAX_SKEW * self.fx or self.K[1, 0] != 0:
+            found.append(f"K has skew (K[0][1] = {self.K[0, 1]:g}, K[1][0] = {self.K[1, 0]:g}); poses are solved "
+                         "for zero skew: calibrate without it")
+        aspect = self.fx / self.fy
+        if not 1 / MAX_ASPECT <= aspect <= MAX_ASPECT:
+            found.append(f"fx / fy = {aspect:.3g} (fx={self.fx:g}, fy={self.fy:g}) is outside "
+                         f"[{1 / MAX_ASPECT:g}, {MAX_ASPECT:g}]: is one of them for another resolution or binning?")
+        for name, f, c, size in (("horizontal", self.fx, self.cx, self.width), ("vertical", self.fy, self.cy,
+                                                                                self.height)):
+            if size <= 0:
+                continue  # no image size yet: checked again once fitted to an image
+            fov = math.degrees(2 * math.atan(size / (2 * f)))
+            if not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
+                found.append(f"the {name} field of view is {fov:.3g} deg (focal length {f:g} px for {size} px), "
+                             f"outside [{MIN_FOV_DEG:g}, {MAX_FOV_DEG:g}]: focal lengths are in pixels")
+            axis = "cx" if name == "horizontal" else "cy"
+            if not -PRINCIPAL_POINT_MARGIN * size <= c <= (1 + PRINCIPAL_POINT_MARGIN) * size:
+                found.append(f"the principal point {axis}={c:g} lies outside the {size} px image (by more than "
+                             f"{PRINCIPAL_POINT_MARGIN:.0%} of it): is K for another resolution or crop?")
         return found
 
     def validated(self) -> "CameraModel":
@@ -156,6 +198,8 @@ class CameraModel:
             raise CameraModelError(f"cannot read camera info file {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
             raise CameraModelError(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
+        except (UnicodeDecodeError, ValueError):
+            raise CameraModelError(f"{path} is not a text file: is it a camera_calibration YAML file?") from None
         if not isinstance(doc, dict) or "camera_matrix" not in doc:
             raise CameraModelError(f"{path} has no 'camera_matrix': is it a camera_calibration YAML file?")
         try:

@@ -19,13 +19,14 @@ from .config import LIVE_SETTINGS, EngineConfig, get_path, leaves
 from .detection import FaceDetector
 from .face_model import load_face_model
 from .finding import FaceFinder
+from .guard import measurement_problem, pose_problem
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator
 from .inference import Runtime, create_runtime
 from .landmarks import FaceMesh
 from .models import DETECTORS, FACE_MESH, HEADPOSE_NETWORKS, shrink
 from .track_state import TrackState, track_state_factory
 from .tracking import FaceTracker, ids_of_style
-from .types import FrameResult, HeadPose
+from .types import FrameResult, HeadPose, Rejection
 
 
 class ConfigError(ValueError):
@@ -53,7 +54,9 @@ class HeadPoseEngine:
     log: one-line messages (runtime choice, TensorRT builds).
 
     process() must be called with images in stamp order; a stamp that goes
-    backwards (a replayed bag, a restarted clock) resets every track.
+    backwards (a replayed bag, a restarted clock), or forward by more than
+    tracking.max_frame_gap_s (a paused bag, a stalled camera), resets every
+    track and what each face attends, and FrameResult.reset says why.
     """
 
     def __init__(self, config: EngineConfig, models: ModelFiles, log: Callable[[str], None] = print):
@@ -77,6 +80,9 @@ class HeadPoseEngine:
         self.tracker: FaceTracker[TrackState] = FaceTracker(
             config.tracking, track_state_factory(config.smoothing), ids_of_style(config.tracking.id_style))
         self.attention = AttentionTracker(config.attention) if config.attention.enabled else None
+        # What a face of human size looks like through the camera: the last check on every pose (core.guard).
+        h = config.hopenet
+        self._distance_prior = BoxDistancePrior(h.face_width_m, h.sellion_offset, h.depth_rel_sigma)
         self._last_stamp: float | None = None
         self._last_size: tuple[int, int] | None = None  # (width, height) of the previous image
         self._fitted_camera: tuple | None = None  # (camera, size, fitted camera) of the previous image
@@ -165,7 +171,8 @@ class HeadPoseEngine:
         """`camera` checked and fitted to an image of `size`; the same camera object again costs nothing."""
         cached = self._fitted_camera
         if cached is None or cached[0] is not camera or cached[1] != size:
-            self._fitted_camera = (camera, size, camera.validated().fitted_to(*size))
+            # Checked as given, then again at the image's size (field of view, principal point).
+            self._fitted_camera = (camera, size, camera.validated().fitted_to(*size).validated())
         return self._fitted_camera[2]
 
     def reset(self) -> list[str]:
@@ -205,6 +212,10 @@ class HeadPoseEngine:
         reset_reason, ended = "", []
         if self._last_stamp is not None and stamp < self._last_stamp:
             reset_reason = f"time moved backwards by {self._last_stamp - stamp:.3f} s"
+        elif (self._last_stamp is not None and not self.config.tracking.static_image_mode
+              and stamp - self._last_stamp > self.config.tracking.max_frame_gap_s):
+            reset_reason = (f"time jumped forward by {stamp - self._last_stamp:.3f} s (more than "
+                            f"tracking.max_frame_gap_s = {self.config.tracking.max_frame_gap_s:g} s)")
         elif self._last_size is not None and size != self._last_size:
             # Another stream (or a reconfigured camera): last frame's face regions mean nothing here.
             reset_reason = f"the image size changed from {self._last_size[0]}x{self._last_size[1]} to {size[0]}x{size[1]}"
@@ -234,10 +245,14 @@ class HeadPoseEngine:
         heads, rejected = [], []
         for i, (track, est) in enumerate(zip(update.tracks, estimates)):
             m = est.measurement
-            if m is None:
-                rejected.append((track.id, est.detail))
+            problem = (est.status, est.detail) if m is None else \
+                measurement_problem(m, faces.boxes[i], camera, self._distance_prior)
+            if problem is None:
+                R, t = track.state.measured(m, stamp, self.config.smoothing.enabled)
+                problem = pose_problem(R, t, None, faces.boxes[i], camera, self._distance_prior)
+            if problem is not None:
+                rejected.append(Rejection(track.id, *problem))
                 continue
-            R, t = track.state.measured(m, stamp, self.config.smoothing.enabled)
             if track.confirmed:
                 landmarks = None if est.landmarks_px is None else est.landmarks_px * to_full
                 heads.append(HeadPose(track.id, R, t, m.covariance, faces.boxes[i] * np.tile(to_full, 2),

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -110,6 +110,16 @@ class EstimateStatus(enum.Enum):
     NO_FIT = "no fit"  # the landmark fit found no consistent pose
     BEHIND_CAMERA = "behind the camera"
     TURNED_AWAY = "turned away"
+    NOT_FINITE = "not finite"  # core.guard: NaN, infinity, or not a rotation
+    IMPLAUSIBLE_DISTANCE = "implausible distance"  # core.guard: too near or far for a face of its size
+
+
+class Rejection(NamedTuple):
+    """A face that was found but gets no pose this frame: its track, the status saying why, and the detail."""
+
+    track_id: str
+    status: EstimateStatus
+    detail: str
 
 
 @dataclass
@@ -175,7 +185,8 @@ class FrameResult:
         full resolution (None only when the engine did not get that far).
     heads: confirmed faces with a pose this frame.
     faces_detected: how many faces were found, detected or followed (confirmed or not).
-    rejected: (track id, reason) for faces found but not measured.
+    rejected: a Rejection (track id, status, detail) for each face found but not measured, or whose
+        pose failed the last check (core.guard).
     ended: ids of tracks that ended in this frame (publishers delete their frames/markers).
     reset: why all tracks were reset before this frame ("" if they were not).
     attention: what each head attends (core.attention), in the order of heads;
@@ -190,7 +201,7 @@ class FrameResult:
     camera: "CameraModel | None"
     heads: list[HeadPose]
     faces_detected: int
-    rejected: list[tuple[str, str]] = field(default_factory=list)
+    rejected: list[Rejection] = field(default_factory=list)
     ended: list[str] = field(default_factory=list)
     reset: str = ""
     attention: "list[FaceAttention]" = field(default_factory=list)
