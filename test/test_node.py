@@ -192,11 +192,38 @@ def test_missing_model_fails_at_start_with_the_fix(ros, tmp_path):
     assert "cannot start" in log and "make setup" in log and "Traceback" not in log
 
 
+def test_a_second_node_of_the_same_name_is_warned_about(ros, prepared_assets):
+    """Before, two nodes of one name both answered every image without a word."""
+    remaps = {"image": "/twins/image", "camera_info": "/twins/camera_info"}
+    with NodeProcess(default_params_file(), remaps=remaps, name="twin_node") as first, \
+            NodeProcess(default_params_file(), remaps=remaps, name="twin_node") as second:
+        deadline = time.monotonic() + 40
+        warning = "2 nodes are named /twin_node"
+        while time.monotonic() < deadline and not any(warning in p.output() for p in (first, second)):
+            time.sleep(0.3)
+        assert any(warning in p.output() for p in (first, second)), first.output()[-1500:]
+        assert "give each its own name or namespace" in first.output() + second.output()
+
+
+@pytest.mark.parametrize("content", [None, "headpose_node:\n  ros__parameters: [unclosed\n"])
+def test_an_unreadable_params_file_stops_the_start_with_one_clear_line(ros, tmp_path, content):
+    params_file = tmp_path / "params.yaml"
+    if content is not None:
+        params_file.write_text(content)
+    with NodeProcess(params_file, name="bad_params_file_node") as proc:
+        proc.process.wait(timeout=30)
+    log = proc.output()
+    assert proc.process.returncode == 1
+    assert "cannot start: the ROS arguments were refused" in log and "--params-file" in log
+    assert "Traceback" not in log and "RCLError" not in log
+
+
 @pytest.mark.parametrize("param, value, fragment", [
     ("publish_tf", 1, "parameter 'publish_tf'"),
     ("detection.score_threshold", 2.0, "parameter 'detection.score_threshold'"),
     ("backend", "magic", "backend 'magic' is unknown"),
-    ("wait_warning_period", 0.0, "wait_warning_period must be > 0"),
+    ("wait_warning_period", 0.0, "wait_warning_period must be in (0, 3600], not 0.0"),
+    ("pnp.ransac_iterations", 10**12, "allowed: [1, 10000]"),
 ])
 def test_bad_parameters_stop_the_start_with_one_clear_line(ros, prepared_assets, param, value, fragment):
     # No params file: rcl merges a file's value and a -p value of another type into one

@@ -17,6 +17,7 @@ import pytest
 rclpy = pytest.importorskip("rclpy")
 
 from builtin_interfaces.msg import Time  # noqa: E402
+from diagnostic_msgs.msg import DiagnosticStatus  # noqa: E402
 from rcl_interfaces.msg import Parameter as ParameterMsg  # noqa: E402
 from rcl_interfaces.msg import ParameterType, ParameterValue  # noqa: E402
 from rcl_interfaces.srv import SetParameters  # noqa: E402
@@ -143,6 +144,15 @@ def test_a_4000x3000_frame_is_processed_with_boxes_in_full_resolution(client, no
                                   "equidistant"), "distortion model 'equidistant' is not supported"),
     ("other resolution", CameraModel([[500, 0, 320], [0, 500, 240], [0, 0, 1]], [], 320, 480, FRAME),
      "camera info is for 320x480 images but the image is 640x480"),
+    # Implausible: before, poses came out 1,000 km or 50 m away without a word.
+    ("focal length 1e9", CameraModel([[1e9, 0, 320], [0, 1e9, 240], [0, 0, 1]], [], 640, 480, FRAME),
+     "horizontal field of view is 3.67e-05 deg"),
+    ("fx = 10 fy", CameraModel([[5000, 0, 320], [0, 500, 240], [0, 0, 1]], [], 640, 480, FRAME), "fx / fy = 10"),
+    ("principal point far outside", CameraModel([[500, 0, 5000], [0, 500, 240], [0, 0, 1]], [], 640, 480, FRAME),
+     "principal point cx=5000 lies outside the 640 px image"),
+    ("skew", CameraModel([[500, 40, 320], [0, 500, 240], [0, 0, 1]], [], 640, 480, FRAME), "K has skew"),
+    ("K[2][2] = 2", CameraModel([[500, 0, 320], [0, 500, 240], [0, 0, 2]], [], 640, 480, FRAME),
+     "K's last row is [0.0, 0.0, 2.0]"),
 ])
 def test_unusable_intrinsics_are_refused_with_a_warning(client, node, photo, camera, label, info, logged):
     frame = astronaut_frame(photo)
@@ -166,6 +176,23 @@ def test_time_going_backwards_resets_tracks_without_nan(client, node, photo, cam
     assert np.all(np.isfinite([p.x, p.y, p.z, q.x, q.y, q.z, q.w, head.yaw, head.pitch, head.roll]))
 
 
+def test_time_jumping_forward_resets_tracks_and_says_so(client, node, photo, camera):
+    """Before, an hour's jump was added to every dwell time (a greeting fired at once) and ids carried on."""
+    frame = astronaut_frame(photo)
+    before = serve(client, frame, camera)
+    later = serve(client, frame, camera, offset_s=3600.0)  # a bag resumed after an hour
+    assert wait_for_log(node, "tracks reset: time jumped forward by 3")
+    assert later.heads and later.heads[0].id != before.heads[0].id
+
+
+def test_images_stamped_zero_are_timed_by_the_node_clock_and_said_so(client, node, photo, camera):
+    frame = astronaut_frame(photo)
+    zero = Time(sec=0, nanosec=0)
+    assert until_logged(node, "are stamped 0 (unset)", lambda: client.publish_frame(frame, camera, zero, FRAME))
+    assert client.wait_until(lambda: client.heads_for(zero) is not None, timeout=3.0)
+    assert len(serve(client, frame, camera).heads) == 1  # stamped frames after them: one stream again
+
+
 def set_parameters(client, **values):
     """Call /headpose_node/set_parameters like `ros2 param set`; the results (successful, reason) in order."""
     service = client.create_client(SetParameters, "/headpose_node/set_parameters")
@@ -183,6 +210,28 @@ def set_parameters(client, **values):
     return [(r.successful, r.reason) for r in future.result().results]
 
 
+def test_faces_found_but_not_measured_are_reported_with_the_reason(client, node, photo, camera):
+    """Before, a face the engine rejected left ~/heads empty while /diagnostics said OK, "0 faces"."""
+    frame = astronaut_frame(photo)
+    assert set_parameters(client, pnp__max_facing_angle_deg=0.5) == [(True, "")]  # no real face is that frontal
+    try:
+        assert len(serve(client, frame, camera).heads) == 0
+        assert wait_for_log(node, "found but not measured (turned away)")
+
+        def reported():
+            return [s for d in client.diagnostics for s in d.status
+                    if s.name.endswith("head pose") and "not measured: turned away" in s.message]
+
+        assert client.wait_until(lambda: bool(reported()), timeout=5.0)
+        status = reported()[-1]
+        assert status.level == DiagnosticStatus.WARN
+        values = {kv.key: kv.value for kv in status.values}
+        assert int(values["not measured (period): turned away"]) >= 1
+    finally:
+        assert set_parameters(client, pnp__max_facing_angle_deg=100.0) == [(True, "")]
+    assert len(serve(client, frame, camera).heads) == 1
+
+
 def test_live_parameters_apply_and_the_others_are_refused_with_a_reason(client, node, photo, camera):
     frame = astronaut_frame(photo)
     assert set_parameters(client, detection__score_threshold=0.999) == [(True, "")]
@@ -196,6 +245,11 @@ def test_live_parameters_apply_and_the_others_are_refused_with_a_reason(client, 
     assert not ok and "attention.cone_half_angle_deg must be in (0, 90)" in reason
     (ok, reason), = set_parameters(client, backend="hopenet")
     assert not ok and "read-only" in reason
+    # NaN passes every range comparison: before, it was taken, and every pose became NaN.
+    (ok, reason), = set_parameters(client, smoothing__position_min_cutoff=float("nan"))
+    assert not ok and "smoothing.position_min_cutoff must be a finite number in (0, 1000], not nan" in reason
+    (ok, reason), = set_parameters(client, attention__max_distance_m=float("inf"))
+    assert not ok and "attention.max_distance_m must be a finite number" in reason
     assert set_parameters(client, detection__score_threshold=0.5) == [(True, "")]
     assert len(serve(client, frame, camera).heads) == 1
 

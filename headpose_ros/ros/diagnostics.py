@@ -18,6 +18,9 @@ class PipelineStats:
     received: collections.deque = field(default_factory=collections.deque)  # wall times of incoming images
     processed: collections.deque = field(default_factory=collections.deque)  # (wall time, latency ms, faces)
     dropped: collections.Counter = field(default_factory=collections.Counter)  # reason -> count, since start
+    # Faces found but not measured (no pose published for them), by reason: since the last report, and since start.
+    not_measured: collections.Counter = field(default_factory=collections.Counter)
+    total_not_measured: collections.Counter = field(default_factory=collections.Counter)
     total_received: int = 0
     total_processed: int = 0
     last_error: str = ""
@@ -32,6 +35,15 @@ class PipelineStats:
         self.total_processed += 1
         self.consecutive_errors = 0
         self.processed.append((time.monotonic() if now is None else now, latency_ms, faces))
+
+    def on_not_measured(self, reason: str) -> None:
+        self.not_measured[reason] += 1
+        self.total_not_measured[reason] += 1
+
+    def take_not_measured(self) -> collections.Counter:
+        """The faces not measured since the last call, by reason (and start counting anew)."""
+        period, self.not_measured = self.not_measured, collections.Counter()
+        return period
 
     def on_dropped(self, reason: str) -> None:
         self.dropped[reason] += 1
@@ -70,13 +82,18 @@ def _rate(times, now: float, window_s: float) -> float:
 
 
 def health(stats: PipelineStats, *, intrinsics: str, intrinsics_problem: str, guessing: bool,
-           seconds_since_image: float | None, wait_period: float, faces: int) -> tuple[bytes, str]:
+           seconds_since_image: float | None, wait_period: float, faces: int,
+           not_measured: dict[str, int] | None = None) -> tuple[bytes, str]:
     """The node's diagnostic level and one-line message, worst first.
 
     ERROR: processing failed three times in a row. WARN: no usable intrinsics
-    (with or without the guessed fallback), or no image for `wait_period`.
-    OK otherwise, with the rate and the faces of the latest image.
+    (with or without the guessed fallback), no image for `wait_period`, or
+    faces found in this period but none measured in the latest image (with
+    the reasons: not_measured, reason -> count). OK otherwise, with the rate,
+    the faces of the latest image and how many were found but not measured.
     """
+    not_measured = not_measured or {}
+    reasons = ", ".join(f"{reason} ({count})" for reason, count in sorted(not_measured.items(), key=lambda kv: -kv[1]))
     if stats.consecutive_errors >= 3:
         return DiagnosticStatus.ERROR, f"processing keeps failing: {stats.last_error}"
     if intrinsics != "ok":
@@ -84,11 +101,16 @@ def health(stats: PipelineStats, *, intrinsics: str, intrinsics_problem: str, gu
         return DiagnosticStatus.WARN, f"camera info: {intrinsics_problem}{guessed}"
     if seconds_since_image is None or seconds_since_image > wait_period:
         return DiagnosticStatus.WARN, "no images"
-    return DiagnosticStatus.OK, f"{stats.summary()['processing_rate_hz']:.1f} Hz, {faces} faces"
+    if reasons and faces == 0:
+        return DiagnosticStatus.WARN, f"faces found but not measured: {reasons}"
+    rate = f"{stats.summary()['processing_rate_hz']:.1f} Hz, {faces} faces"
+    return DiagnosticStatus.OK, rate + (f"; not measured: {reasons}" if reasons else "")
 
 
-def diagnostics_values(stats: PipelineStats, intrinsics: str, faces: int, models: dict[str, str]) -> dict:
-    """The key/values of the node's status: rates, latencies, counts, drops by reason, intrinsics, models."""
+def diagnostics_values(stats: PipelineStats, intrinsics: str, faces: int, models: dict[str, str],
+                       not_measured: dict[str, int] | None = None) -> dict:
+    """The key/values of the node's status: rates, latencies, counts, drops by reason, faces found but not
+    measured by reason (this period's, not_measured, and since start), intrinsics, models."""
     s = stats.summary()
     values = {
         "input rate (Hz)": s["input_rate_hz"],
@@ -103,6 +125,8 @@ def diagnostics_values(stats: PipelineStats, intrinsics: str, faces: int, models
         "last error": stats.last_error or "none",
     }
     values.update({f"dropped: {k}": v for k, v in stats.dropped.items()})
+    values.update({f"not measured (period): {k}": v for k, v in (not_measured or {}).items()})
+    values.update({f"not measured (total): {k}": v for k, v in stats.total_not_measured.items()})
     values.update(models)
     return values
 

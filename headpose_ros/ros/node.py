@@ -65,7 +65,8 @@ class HeadPoseNode(Node):
             raise StartupError("; ".join(problems))
         n = self.settings
         try:
-            self.engine = create_engine(self.config, model_dir=n.model_dir, log=self.get_logger().info)
+            self.engine = create_engine(self.config, model_dir=n.model_dir, unchecked_models=n.model_dir_unchecked,
+                                        log=self.get_logger().info)
         except (ConfigError, InferenceError, AssetError, OSError, ValueError) as exc:
             raise StartupError(str(exc)) from None
 
@@ -74,6 +75,7 @@ class HeadPoseNode(Node):
         self._last_image_time: float | None = None
         self._last_heads = 0
         self._warned: dict[str, float] = {}  # message -> when it was last logged (_warn_each)
+        self._last_reasons: set[str] = set()  # why faces of the previous image were not measured
 
         qos = input_qos(n.image_reliability)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -92,6 +94,10 @@ class HeadPoseNode(Node):
         steady = Clock(clock_type=ClockType.STEADY_TIME)
         self.create_timer(n.diagnostics_period, self._publish_diagnostics, clock=steady)
         self.create_timer(n.wait_warning_period, self._check_input, clock=steady)
+        # Another node of the same name would answer every image too, under the same TF frames and diagnostics
+        # name: look for one once discovery has had time, and again a little later.
+        self._name_checks_left = 3
+        self._name_check = self.create_timer(3.0, self._check_unique_name, clock=steady)
 
         models = ", ".join(f"{k}: {v}" for k, v in self.engine.describe().items())
         self.get_logger().info(
@@ -115,11 +121,13 @@ class HeadPoseNode(Node):
             f"{[t.name for t in a.targets] or 'none'}, other faces {'too' if a.faces_as_targets else 'not'}; "
             f"frames via {self.targets.backend}")
 
-    def _warn_each(self, message: str, period: float = 5.0) -> None:
-        """A warning throttled per message, not per call site: a second kind of problem is never hidden by the first."""
+    def _warn_each(self, message: str, period: float = 5.0, key: str | None = None) -> None:
+        """A warning throttled per message (or per `key`), not per call site: a second kind of problem is never
+        hidden by the first."""
         now = time.monotonic()
-        if now - self._warned.get(message, -math.inf) >= period:
-            self._warned[message] = now
+        key = message if key is None else key
+        if now - self._warned.get(key, -math.inf) >= period:
+            self._warned[key] = now
             self.get_logger().warn(message)
 
     def _on_set_parameters(self, params):
@@ -150,6 +158,12 @@ class HeadPoseNode(Node):
             self.stats.on_dropped("no valid camera info")
             return
         stamp = header.stamp.sec + header.stamp.nanosec * 1e-9
+        if stamp == 0.0:
+            # An unset stamp: every frame would be the same instant (no smoothing speed, no dwell time).
+            stamp = self.get_clock().now().nanoseconds * 1e-9
+            self._warn_each(f"images on '{self.image_sub.topic_name}' are stamped 0 (unset): timing tracking, "
+                            "smoothing and attention by this node's clock instead; the outputs keep the stamp 0. "
+                            "Have the camera driver stamp its images", period=30.0)
         try:
             faces = self._process(header, rgb, camera, stamp)
         except CameraModelError as exc:
@@ -176,10 +190,37 @@ class HeadPoseNode(Node):
         result = self.engine.process(rgb, camera, stamp, scene)
         if result.reset:
             self.get_logger().warn(f"tracks reset: {result.reset}")
+        self._report_not_measured(result.rejected)
         self.outputs.publish(header, result, rgb, self.config.attention)
         return len(result.heads)
 
+    def _report_not_measured(self, rejected) -> None:
+        """Count the faces found but not measured by reason, and say why: at once for a reason the previous
+        image did not have, else at most every 10 s per reason."""
+        reasons = set()
+        for r in rejected:
+            reason = r.status.value
+            self.stats.on_not_measured(reason)
+            period = 0.0 if reason not in self._last_reasons and reason not in reasons else 10.0
+            reasons.add(reason)
+            self._warn_each(f"face {r.track_id} found but not measured ({reason}): {r.detail}", period=period,
+                            key=f"not measured: {reason}")
+        self._last_reasons = reasons
+
     # -- timers -------------------------------------------------------------------------------
+
+    def _check_unique_name(self) -> None:
+        """Warn (once) when another node in the graph has this node's fully-qualified name (3, 6 and 9 s in)."""
+        self._name_checks_left -= 1
+        me = (self.get_name(), self.get_namespace())
+        same = sum(1 for name, namespace in self.get_node_names_and_namespaces() if (name, namespace) == me)
+        if same > 1 or self._name_checks_left <= 0:
+            self._name_check.cancel()
+        if same > 1:
+            self.get_logger().warn(
+                f"{same} nodes are named {self.get_fully_qualified_name()}: each answers every image, and their TF "
+                "frames and /diagnostics collide; give each its own name or namespace (-r __node:=head_camera_pose "
+                "or -r __ns:=/head_camera)")
 
     def _check_input(self) -> None:
         """Say what the node is waiting for, instead of waiting silently."""
@@ -203,10 +244,12 @@ class HeadPoseNode(Node):
     def _publish_diagnostics(self) -> None:
         state = self.intrinsics.state()
         since = None if self._last_image_time is None else time.monotonic() - self._last_image_time
+        not_measured = self.stats.take_not_measured()
         level, message = health(self.stats, intrinsics=state, intrinsics_problem=self.intrinsics.problem,
                                 guessing=self.intrinsics.fallback_fov_deg > 0, seconds_since_image=since,
-                                wait_period=self.settings.wait_warning_period, faces=self._last_heads)
-        values = diagnostics_values(self.stats, state, self._last_heads, self.engine.describe())
+                                wait_period=self.settings.wait_warning_period, faces=self._last_heads,
+                                not_measured=not_measured)
+        values = diagnostics_values(self.stats, state, self._last_heads, self.engine.describe(), not_measured)
         self.diag_pub.publish(diagnostics_message(
             self.get_clock().now().to_msg(), f"{self.get_name()}: head pose", self.get_fully_qualified_name(),
             level, message, values,
@@ -214,7 +257,14 @@ class HeadPoseNode(Node):
 
 
 def main(args: list[str] | None = None) -> int:
-    rclpy.init(args=args)
+    try:
+        rclpy.init(args=args)
+    except Exception as exc:  # rcl's own errors (an unreadable --params-file, bad --ros-args) are RCLError
+        first = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        print(f"[FATAL] [headpose_node]: cannot start: the ROS arguments were refused ({first}); check that "
+              "every --params-file exists and is valid YAML (a node key with ros__parameters), and the "
+              "--ros-args syntax", file=sys.stderr)
+        return 1
     node = None
     try:
         node = HeadPoseNode()
