@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 COMMANDS = {
@@ -85,6 +86,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`): end quietly, and keep Python from complaining when it flushes stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a process killed by SIGPIPE
+    except Exception as exc:  # a bug or an unforeseen input: one line, the traceback only on request
+        if os.environ.get("HEADPOSE_ROS_TRACEBACK"):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        print(f"headpose-ros {args.command}: internal error: {type(exc).__name__}: {first} (set "
+              "HEADPOSE_ROS_TRACEBACK=1 to see where; please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -103,6 +103,44 @@ def test_predict_errors_are_one_line(prepared_assets, camera_yaml, tmp_path, pro
     assert "Traceback" not in out.stderr and out.stdout == ""
 
 
+def test_predict_names_each_bad_file_and_still_prints_the_good_ones(prepared_assets, camera_yaml, tmp_path):
+    good = assets.photo_path("astronaut")
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8 not really a jpeg")
+    out = cli("predict", "--camera-info", camera_yaml(512, 512), good, broken, tmp_path / "missing.png")
+    assert out.returncode == 1
+    assert list(json.loads(out.stdout)) == [str(good)] and len(json.loads(out.stdout)[str(good)]) == 1
+    lines = out.stderr.splitlines()
+    assert len(lines) == 2 and "Traceback" not in out.stderr
+    assert f"{broken}: not an image OpenCV can read" in lines[0] and f"{tmp_path / 'missing.png'}: no such file" in lines[1]
+
+
+def test_a_closed_pipe_ends_quietly(prepared_assets, camera_yaml):
+    import subprocess
+
+    command = (f"'{CLI}' predict --camera-info '{camera_yaml(1280, 886)}' --indent 2 '{assets.photo_path('t1')}' "
+               "| head -c 10")
+    out = subprocess.run(["bash", "-o", "pipefail", "-c", command], capture_output=True, text=True, timeout=120)
+    assert len(out.stdout) == 10
+    assert out.stderr == "", out.stderr  # no BrokenPipeError, no "Exception ignored" from the last flush
+
+
+@pytest.mark.parametrize("content, fragment", [(b"\x00\x01\xff\xfe\x89PNG", "is not a text file"),
+                                               (b"camera_matrix: {rows: 3, cols: 3, data: [.inf, 0, 320, 0, 500, "
+                                                b"240, 0, 0, 1]}\n", "K contains NaN or infinite values")])
+def test_a_bad_camera_file_is_one_line(prepared_assets, tmp_path, content, fragment):
+    info = tmp_path / "camera.yaml"
+    info.write_bytes(content)
+    out = cli("predict", "--camera-info", info, assets.photo_path("astronaut"))
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and fragment in out.stderr and "Traceback" not in out.stderr
+
+
+def test_an_unknown_backend_for_soak_is_refused_before_anything_starts():
+    out = cli("soak", "--backend", "nonsense", "--minutes", "0.01")
+    assert out.returncode == 2 and "invalid choice: 'nonsense'" in out.stderr and "Traceback" not in out.stderr
+
+
 @pytest.mark.ros
 def test_demo_runs_the_node_over_dds_and_writes_frames(prepared_assets, tmp_path):
     out = cli("demo", "--frames", 30, "--rate", 15, "--out", tmp_path / "frames", "--isolated", timeout=180)

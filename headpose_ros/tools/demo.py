@@ -22,6 +22,7 @@ from typing import Iterator
 import numpy as np
 
 from ..cli import CommandError
+from ..core.config import BACKENDS
 from ..core.camera import CameraModel
 
 FRAME_SIZE = (640, 480)
@@ -40,7 +41,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--frames", type=int, default=120, help="frames to publish (default: 120)")
     parser.add_argument("--rate", type=float, default=15.0, help="publishing rate in Hz (default: 15)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for annotated frames (default: out/demo)")
-    parser.add_argument("--backend", default="landmarks", help="estimation method (default: landmarks)")
+    parser.add_argument("--backend", default="landmarks", choices=BACKENDS, help="estimation method (default: landmarks)")
     parser.add_argument("--params-file", type=Path, help="node parameters (default: config/headpose.yaml)")
     parser.add_argument("--isolated", action="store_true",
                         help="use a random ROS_DOMAIN_ID and localhost-only discovery")

@@ -11,6 +11,10 @@ face looks at in this image (msg/AttentionTarget.msg): {"target" ("robot", i.e.
 the camera, another face "face_<id>", or "" for none), "angle_deg", "distance_m",
 "score", "looking_at_robot", "candidates": [{"name", "angle_deg", "distance_m",
 "score", "in_view"}, ...]}, with null where there is no target.
+
+A file that cannot be read is named on stderr, one line each, and the
+others are printed all the same (exit status 1); when no file could be read
+there is no JSON (exit status 2).
 """
 
 from __future__ import annotations
@@ -34,7 +38,10 @@ def add_arguments(parser) -> None:
                              "a file from `headpose-ros export-hopenet` selects Hopenet")
     parser.add_argument("--json", action="store_true", help="print JSON (the default and only format, kept for clarity)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per network (default: 2)")
-    parser.add_argument("--model-dir", default="", help="directory of the .onnx models (default: the asset cache)")
+    parser.add_argument("--model-dir", default="", help="directory of the .onnx models, each with its .json "
+                        "manifest (default: the asset cache)")
+    parser.add_argument("--unchecked-models", action="store_true",
+                        help="use --model-dir's .onnx files without checking them against manifests")
     parser.add_argument("--indent", type=int, default=None, help="indent the JSON output")
     add_set_argument(parser)
 
@@ -68,8 +75,6 @@ def face_record(head, attention=None) -> dict:
 
 
 def run(args) -> int:
-    import cv2
-
     from ..assets import AssetError
     from ..core.camera import CameraModel, CameraModelError
     from ..core.config import still_image_config
@@ -88,23 +93,40 @@ def run(args) -> int:
     })
     try:
         # stdout is the JSON; keep stderr for errors
-        engine = create_engine(config, model_dir=args.model_dir, log=lambda line: None)
+        engine = create_engine(config, model_dir=args.model_dir, unchecked_models=args.unchecked_models,
+                               log=lambda line: None)
     except (ConfigError, InferenceError, AssetError) as exc:
         raise CommandError(str(exc)) from None
-    results = {}
+    results, failed = {}, []
     for path in args.images:
-        if not path.is_file():
-            raise CommandError(f"{path}: no such file")
-        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-        if image is None:
-            raise CommandError(f"{path}: not an image OpenCV can read")
-        engine.reset()
         try:
-            result = engine.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), camera, 0.0)
-        except CameraModelError as exc:
-            raise CommandError(f"{path}: {exc}") from None
-        attention = {a.face_id: a for a in result.attention}
-        results[str(path)] = [face_record(h, attention.get(h.track_id)) for h in result.heads]
+            results[str(path)] = _predict_one(engine, camera, path)
+        except CommandError as exc:
+            failed.append(str(exc))
+    if not results:  # nothing to print: the one error line (or the first of several)
+        raise CommandError(failed[0] + (f" (and {len(failed) - 1} more files failed)" if len(failed) > 1 else ""))
+    for line in failed:  # each bad file is named; the good ones are printed all the same
+        print(f"headpose-ros predict: error: {line}", file=sys.stderr)
     json.dump(results, sys.stdout, indent=args.indent)
     sys.stdout.write("\n")
-    return 0
+    return 1 if failed else 0
+
+
+def _predict_one(engine, camera, path: Path) -> list[dict]:
+    """The face records of one image file; CommandError saying what is wrong with the file."""
+    import cv2
+
+    from ..core.camera import CameraModelError
+
+    if not path.is_file():
+        raise CommandError(f"{path}: no such file")
+    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if image is None:
+        raise CommandError(f"{path}: not an image OpenCV can read")
+    engine.reset()
+    try:
+        result = engine.process(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), camera, 0.0)
+    except CameraModelError as exc:
+        raise CommandError(f"{path}: {exc}") from None
+    attention = {a.face_id: a for a in result.attention}
+    return [face_record(h, attention.get(h.track_id)) for h in result.heads]

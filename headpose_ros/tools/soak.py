@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..cli import CommandError
+from ..core.config import BACKENDS
 from .bench.machine import proc_status
 
 WARMUP_S = 10.0
@@ -36,7 +37,7 @@ WARMUP_S = 10.0
 def add_arguments(parser) -> None:
     parser.add_argument("--minutes", type=float, default=10.0, help="how long to publish (default: 10)")
     parser.add_argument("--rate", type=float, default=30.0, help="frames per second published (default: 30)")
-    parser.add_argument("--backend", default="landmarks", help="backend of the node (default: landmarks)")
+    parser.add_argument("--backend", default="landmarks", choices=BACKENDS, help="backend of the node (default: landmarks)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads per network (default: 2)")
     parser.add_argument("--out", type=Path, default=Path("out/soak"), help="folder for soak.json (default: out/soak)")
 
