@@ -19,10 +19,11 @@ from .core.landmarks import FaceMesh
 from .core.models import DETECTORS, FACE_MESH
 
 
-def create_engine(config: EngineConfig = EngineConfig(), *, model_dir: str = "",
+def create_engine(config: EngineConfig = EngineConfig(), *, model_dir: str = "", unchecked_models: bool = False,
                   log: Callable[[str], None] = print) -> HeadPoseEngine:
-    """A HeadPoseEngine on the prepared models, or on the .onnx files in `model_dir`."""
-    return HeadPoseEngine(config, assets.ModelStore(model_dir), log=log)
+    """A HeadPoseEngine on the prepared models, or on the .onnx files in `model_dir` (checked against their
+    manifests unless `unchecked_models`)."""
+    return HeadPoseEngine(config, assets.ModelStore(model_dir, unchecked_models), log=log)
 
 
 def face_stages(detector: str = "full_range", threads: int = 2) -> tuple[FaceDetector, FaceMesh]:

@@ -208,12 +208,29 @@ def test_model_store_without_a_prepared_cache_names_the_fix(tmp_cache):
         assets.ModelStore("").onnx("blazeface")
 
 
-def test_model_store_with_a_model_dir_takes_its_files_as_they_are(tmp_cache, tmp_path, monkeypatch):
+def test_model_store_with_a_model_dir_checks_its_files_like_the_cache(cache, tmp_path, monkeypatch):
+    folder = tmp_path / "models"
+    folder.mkdir()
+    onnx, manifest = assets.model_path("face_landmark"), assets.model_path("face_landmark").with_suffix(".json")
+    # An .onnx without its manifest: refused, saying what to copy or how to opt out.
+    shutil.copy(onnx, folder / onnx.name)
+    with pytest.raises(AssetError, match="face_landmark has no manifest in model_dir .*make setup.*model_dir_unchecked"):
+        assets.ModelStore(folder).onnx("face_landmark")
+    # With it, checked as the cache's: the same file passes, a changed one does not.
+    shutil.copy(manifest, folder / manifest.name)
+    assert assets.ModelStore(folder).onnx("face_landmark") == folder / "face_landmark.onnx"
+    with (folder / onnx.name).open("r+b") as f:
+        f.seek(1000)
+        f.write(b"\x00\x01\x02\x03")
+    with pytest.raises(AssetError, match="face_landmark is corrupt"):
+        assets.ModelStore(folder).onnx("face_landmark")
+
+
+def test_model_store_unchecked_takes_model_dir_files_as_they_are(tmp_cache, tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    # No check and no cache: the file need not exist (the runtime reports that when it loads it).
-    assert assets.ModelStore("~/models").onnx("whenet") == tmp_path / "home" / "models" / "whenet.onnx"
-    assert assets.ModelStore(tmp_path).onnx("face_landmark") == tmp_path / "face_landmark.onnx"
-    assert assets.ModelStore(str(tmp_path)).onnx("anything") == tmp_path / "anything.onnx"
+    # The explicit opt-out: no check and no cache; the file need not exist (the runtime reports that).
+    assert assets.ModelStore("~/models", unchecked=True).onnx("whenet") == tmp_path / "home" / "models" / "whenet.onnx"
+    assert assets.ModelStore(tmp_path, unchecked=True).onnx("face_landmark") == tmp_path / "face_landmark.onnx"
     assert not tmp_cache.exists()
 
 

@@ -97,17 +97,20 @@ def photo_spec(name: str) -> PhotoSpec:
         raise AssetError(f"unknown photo {name!r}; known photos: {', '.join(PHOTO_NAMES)}") from None
 
 
-def _model_files(name: str) -> tuple[Path, Path]:
-    models = cache_dir() / "models"
+def _model_files(name: str, folder: Path | None = None) -> tuple[Path, Path]:
+    models = cache_dir() / "models" if folder is None else folder
     return models / f"{name}.onnx", models / f"{name}.json"
 
 
-def check_model(name: str) -> tuple[Path, dict | None, str | None]:
-    """(onnx path, manifest, problem). ``problem`` is None when the model is usable."""
+def check_model(name: str, folder: Path | None = None) -> tuple[Path, dict | None, str | None]:
+    """(onnx path, manifest, problem) of model ``name`` in the cache (or in `folder`, laid out as the
+    cache's models folder: ``<name>.onnx`` beside its manifest ``<name>.json``). ``problem`` is None when
+    the model is usable."""
     spec = model_spec(name)
-    onnx_path, manifest_path = _model_files(name)
+    onnx_path, manifest_path = _model_files(name, folder)
     if not manifest_path.is_file():
-        what = "not prepared" if not onnx_path.exists() else "has no manifest (interrupted setup?)"
+        what = "not prepared" if not onnx_path.exists() else \
+            "has no manifest" + (" (interrupted setup?)" if folder is None else "")
         return onnx_path, None, what
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -216,23 +219,35 @@ class ModelStore:
     """Where the engine's ONNX models and TensorRT engine cache live.
 
     model_dir: a folder holding ``<asset>.onnx`` files to use instead of the
-    prepared cache (``~`` is expanded); empty means the asset cache.
+    prepared cache (``~`` is expanded); empty means the asset cache. Each
+    file is checked against its manifest ``<asset>.json`` beside it, as the
+    cache's are (a copy of a prepared cache's ``models`` folder is a valid
+    model_dir), unless `unchecked` says to use the files as they are.
     """
 
-    def __init__(self, model_dir: str | Path = ""):
+    def __init__(self, model_dir: str | Path = "", unchecked: bool = False):
         self.model_dir = model_dir
+        self.unchecked = unchecked
 
     def onnx(self, asset: str) -> Path:
-        """The ONNX file of model ``asset`` (one of ``MODEL_NAMES``).
+        """The ONNX file of model ``asset`` (one of ``MODEL_NAMES``), verified against its manifest.
 
-        Without a model_dir: ``model_path(asset)``, verified against its
-        manifest (AssetError when missing or corrupt). With one:
-        ``<model_dir>/<asset>.onnx`` as it is, unchecked (the runtime reports
-        a missing or unreadable file when it loads it).
+        Without a model_dir: ``model_path(asset)``. With one:
+        ``<model_dir>/<asset>.onnx``, checked the same way unless unchecked
+        (then the runtime reports a missing or unreadable file when it loads
+        it). AssetError when missing, corrupt or without a manifest.
         """
-        if self.model_dir:
-            return Path(self.model_dir).expanduser() / f"{asset}.onnx"
-        return model_path(asset)
+        if not self.model_dir:
+            return model_path(asset)
+        folder = Path(self.model_dir).expanduser()
+        if self.unchecked:
+            return folder / f"{asset}.onnx"
+        path, _, problem = check_model(asset, folder)
+        if problem:
+            raise AssetError(f"model {asset} {problem} in model_dir {folder} (each <model>.onnx needs its "
+                             f"<model>.json manifest beside it: copy both from a cache prepared by `make setup`, "
+                             f"{cache_dir() / 'models'}; or opt out of the check with model_dir_unchecked)")
+        return path
 
     @property
     def tensorrt_cache(self) -> Path:
