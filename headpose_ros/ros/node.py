@@ -167,7 +167,7 @@ class HeadPoseNode(Node):
         try:
             faces = self._process(header, rgb, camera, stamp)
         except CameraModelError as exc:
-            self.stats.on_dropped("camera info does not fit image")
+            self.stats.on_dropped("camera info unusable for this image")
             self._warn_each(f"dropping image: {exc}")
             return
         except Exception as exc:  # one bad frame must not end the node
