@@ -80,7 +80,7 @@ def test_predict_takes_any_engine_setting(prepared_assets, camera_yaml):
 
 @pytest.mark.parametrize("pair, says", [("hopenet.mirorr=still", "no such setting"),
                                         ("hopenet.mirror=sometimes", "hopenet.mirror 'sometimes' is unknown"),
-                                        ("detection.score_threshold=2", "detection.score_threshold must be in [0, 1]"),
+                                        ("detection.score_threshold=2", "detection.score_threshold must be in [0.05, 1]"),
                                         ("hopenet", "expected NAME=VALUE"), ("hopenet=1", "a group of settings")])
 def test_a_wrong_setting_is_one_line_naming_it(prepared_assets, camera_yaml, pair, says):
     out = cli("predict", "--camera-info", camera_yaml(512, 512), "--set", pair, assets.photo_path("astronaut"))

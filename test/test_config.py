@@ -56,6 +56,9 @@ def test_each_setting_is_checked_by_its_own_definition():
         "pnp.ransac_iterations": (0, "pnp.ransac_iterations must be in [1, 10000], not 0"),
         "pnp.outlier_threshold": (float("nan"), "pnp.outlier_threshold must be a finite number in (0, 1], not nan"),
         "tracking.iou_threshold": (1.5, "tracking.iou_threshold must be in [0, 1], not 1.5"),
+        # At 0 every detector anchor is a face to check: 0.4-0.9 s a frame, without a word before.
+        "detection.score_threshold": (0.0, "detection.score_threshold must be in [0.05, 1] (below 0.05 every anchor "
+                                           "is a face to check), not 0.0"),
         "tracking.max_misses": (2.5, "tracking.max_misses must be an integer, not 2.5"),
         "detection.max_faces": (True, "detection.max_faces must be an integer, not True"),
         "smoothing.enabled": (1, "smoothing.enabled must be true or false, not 1"),

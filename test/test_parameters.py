@@ -42,8 +42,8 @@ def test_a_live_setting_is_writable_and_its_description_is_the_settings_own():
     d = engine_descriptor("detection.score_threshold")
     assert d.name == "detection.score_threshold"
     assert d.read_only is False
-    assert d.description == ("Face detection score in [0, 1] from which a face is kept (the face mesh must still see "
-                             "a face in it, at a low bar).")
+    assert d.description == ("Face detection score in [0.05, 1] from which a face is kept (the face mesh must still "
+                             "see a face in it, at a low bar).")
     assert d.type == ParameterType.PARAMETER_DOUBLE
 
 
@@ -66,8 +66,8 @@ def test_choices_become_the_additional_constraints():
 
 def test_a_closed_numeric_range_is_enforced_by_a_floating_point_range():
     d = engine_descriptor("detection.score_threshold")
-    assert d.additional_constraints == "[0, 1]"
-    assert list(d.floating_point_range) == [FloatingPointRange(from_value=0.0, to_value=1.0, step=0.0)]
+    assert d.additional_constraints == "[0.05, 1]"
+    assert list(d.floating_point_range) == [FloatingPointRange(from_value=0.05, to_value=1.0, step=0.0)]
     assert list(d.integer_range) == []
     hopenet = engine_descriptor("hopenet.sellion_offset")
     assert list(hopenet.floating_point_range) == [FloatingPointRange(from_value=-1.0, to_value=1.0, step=0.0)]

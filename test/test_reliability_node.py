@@ -241,6 +241,9 @@ def test_live_parameters_apply_and_the_others_are_refused_with_a_reason(client, 
     assert wait_for_log(node, "parameters changed: detection.score_threshold=0.999")
     (ok, reason), = set_parameters(client, detection__score_threshold=2.0)  # the descriptor's range
     assert not ok and "out of range" in reason
+    # 0 was in range and took the node to under 3 Hz (every detector anchor a face to check), without a word.
+    (ok, reason), = set_parameters(client, detection__score_threshold=0.0)
+    assert not ok and "out of range" in reason
     (ok, reason), = set_parameters(client, attention__cone_half_angle_deg=95.0)  # the engine's own checks
     assert not ok and "attention.cone_half_angle_deg must be in (0, 90)" in reason
     (ok, reason), = set_parameters(client, backend="hopenet")
