@@ -161,6 +161,23 @@ def test_roi_and_binning_describe_the_published_image(make_source, message, K):
     assert (camera.width, camera.height) == (320, 240)
 
 
+@pytest.mark.parametrize("message", [lambda: roi(info()), lambda: info(binning_x=2, binning_y=2)],
+                         ids=["roi", "binning"])
+def test_with_roi_or_binning_a_differently_sized_image_is_not_taken_for_a_resize(make_source, message):
+    """Before, a CameraInfo with a 320x240 ROI and a 160x120 image was scaled as a resize: a guess, never said."""
+    from headpose_ros.core.camera import CameraModelError
+
+    source = make_source()
+    source.feed(message())
+    camera = source.intrinsics.camera
+    assert camera.fitted_to(320, 240) is camera
+    with pytest.raises(CameraModelError, match="region of interest or binning.*320x240 images but the image is 160x120"):
+        camera.fitted_to(160, 120)
+    # Without them, a pure resize is still one (a driver publishing a scaled stream with the sensor's CameraInfo).
+    source.feed(info())
+    assert source.intrinsics.camera.fitted_to(320, 240).fx == pytest.approx(calibrated().fx / 2)
+
+
 def test_binning_one_changes_nothing(make_source):
     source = make_source()
     source.feed(info(binning_x=1, binning_y=1))

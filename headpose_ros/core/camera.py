@@ -43,6 +43,9 @@ class CameraModel:
     width, height: size in pixels of the images K describes.
     frame_id: the camera optical frame's name ("" when unknown).
     distortion_model: the CameraInfo distortion model name.
+    exact_size: images must be exactly width x height (a CameraInfo with a
+        region of interest or binning says what it publishes; a differently
+        sized image is then not taken for a resize).
     """
 
     K: np.ndarray
@@ -51,6 +54,7 @@ class CameraModel:
     height: int = 0
     frame_id: str = ""
     distortion_model: str = "plumb_bob"
+    exact_size: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "K", np.array(self.K, dtype=np.float64).reshape(3, 3))
@@ -160,6 +164,11 @@ class CameraModel:
             return CameraModel(self.K, self.D, width, height, self.frame_id, self.distortion_model)
         if (self.width, self.height) == (width, height):
             return self
+        if self.exact_size:
+            raise CameraModelError(
+                f"camera info (with a region of interest or binning) is for {self.width}x{self.height} images but the "
+                f"image is {width}x{height}: publish the CameraInfo of the stream you subscribe to (ROI and binning "
+                "as the image has them)")
         if (abs(self.width * height / self.height - width) <= 0.5
                 and abs(self.height * width / self.width - height) <= 0.5):
             return self.scaled_to(width, height)

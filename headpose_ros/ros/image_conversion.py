@@ -121,5 +121,6 @@ def camera_from_info(
         K[0, :] /= bx
         K[1, :] /= by
         w, h = w // bx, h // by
+    cropped = (roi_width > 0 and roi_height > 0) or bx > 1 or by > 1
     return CameraModel(K=K, D=np.array(d, dtype=np.float64), width=w, height=h,
-                       frame_id=frame_id, distortion_model=distortion_model or "plumb_bob")
+                       frame_id=frame_id, distortion_model=distortion_model or "plumb_bob", exact_size=cropped)
