@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from headpose_ros.core.camera import CameraModel
-from headpose_ros.core.guard import DEPTH_FACTOR, pose_problem
+from headpose_ros.core.guard import DEPTH_FACTOR, pose_problem, smoothed_problem
 from headpose_ros.core.headpose_net import BoxDistancePrior
 from headpose_ros.core.rotation import camera_from_yaw_pitch_roll_deg
 from headpose_ros.core.types import EstimateStatus
@@ -40,3 +40,10 @@ def test_a_plausible_pose_passes():
 def test_a_pose_that_must_not_leave_is_named_with_its_reason(kwargs, status, fragment):
     found = problem(**kwargs)
     assert found is not None and found[0] is status and fragment in found[1], found
+
+
+def test_a_smoothed_pose_is_checked_again_for_what_smoothing_could_break():
+    assert smoothed_problem(R, np.array([0.0, 0.0, 0.8])) is None
+    assert smoothed_problem(R, np.array([np.nan, 0.0, 0.8]))[0] is EstimateStatus.NOT_FINITE
+    assert smoothed_problem(R * np.nan, np.array([0.0, 0.0, 0.8]))[0] is EstimateStatus.NOT_FINITE
+    assert smoothed_problem(R, np.array([0.0, 0.0, -0.1]))[0] is EstimateStatus.BEHIND_CAMERA

@@ -19,7 +19,7 @@ from .config import LIVE_SETTINGS, EngineConfig, get_path, leaves
 from .detection import FaceDetector
 from .face_model import load_face_model
 from .finding import FaceFinder
-from .guard import measurement_problem, pose_problem
+from .guard import measurement_problem, smoothed_problem
 from .headpose_net import BoxDistancePrior, HeadPoseNetEstimator
 from .inference import Runtime, create_runtime
 from .landmarks import FaceMesh
@@ -249,7 +249,7 @@ class HeadPoseEngine:
                 measurement_problem(m, faces.boxes[i], camera, self._distance_prior)
             if problem is None:
                 R, t = track.state.measured(m, stamp, self.config.smoothing.enabled)
-                problem = pose_problem(R, t, None, faces.boxes[i], camera, self._distance_prior)
+                problem = smoothed_problem(R, t)
             if problem is not None:
                 rejected.append(Rejection(track.id, *problem))
                 continue

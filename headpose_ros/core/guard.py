@@ -1,8 +1,9 @@
 """The last check before a pose leaves the engine: finite, a rotation, in front of the camera, and as far away
 as a face of its size can be.
 
-Every backend's measurement passes here (core.engine), after smoothing too: a
-pose that fails is not published; the face is reported as found but not
+Every backend's measurement passes here (core.engine), and the smoothed pose
+is checked again for what smoothing could break (smoothed_problem): a pose
+that fails is not published; the face is reported as found but not
 measured, with the reason (FrameResult.rejected), which the node counts on
 /diagnostics and logs.
 
@@ -41,12 +42,21 @@ def pose_problem(R: np.ndarray, t: np.ndarray, covariance: np.ndarray | None, bo
         return EstimateStatus.NOT_FINITE, "the rotation is not a rotation matrix"
     if t[2] <= 0:
         return EstimateStatus.BEHIND_CAMERA, f"the face would be behind the camera (z = {t[2]:.2f} m)"
-    expected = prior.position(np.asarray(box, dtype=np.float64), camera)[0][2]
+    expected = prior.depth(box, camera)
     if not (expected / DEPTH_FACTOR <= t[2] <= expected * DEPTH_FACTOR):
         width = float(box[2] - box[0])
         return (EstimateStatus.IMPLAUSIBLE_DISTANCE,
                 f"a {width:.0f} px face at {t[2]:.2f} m: a face of human size would be about {expected:.2f} m away "
                 f"with these intrinsics (fx = {camera.fx:g} px); are they right?")
+    return None
+
+
+def smoothed_problem(R: np.ndarray, t: np.ndarray) -> tuple[EstimateStatus, str] | None:
+    """The check of a smoothed pose, whose measurement passed pose_problem: still finite and in front."""
+    if not (np.isfinite(R).all() and np.isfinite(t).all()):
+        return EstimateStatus.NOT_FINITE, "the smoothed pose has NaN or infinite values"
+    if t[2] <= 0:
+        return EstimateStatus.BEHIND_CAMERA, f"the smoothed face would be behind the camera (z = {t[2]:.2f} m)"
     return None
 
 

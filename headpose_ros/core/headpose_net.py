@@ -183,11 +183,15 @@ class BoxDistancePrior:
         x0, y0, x1, y1 = box
         return (x0 + x1) / 2, (y0 + y1) / 2 + self.sellion_offset * (y1 - y0)
 
+    def depth(self, box: np.ndarray, camera: CameraModel) -> float:
+        """The depth (z, metres) at which a face of this box width spans face_width_m."""
+        return 0.5 * (camera.fx + camera.fy) * self.face_width_m / max(float(box[2] - box[0]), 1e-6)
+
     def position(self, box: np.ndarray, camera: CameraModel) -> tuple[np.ndarray, np.ndarray]:
         """Sellion position (3,) metres and its covariance (3, 3), in the camera optical frame."""
         u, v = self.sellion_pixel(box)
         ray = camera.ray_direction(u, v)
-        depth = 0.5 * (camera.fx + camera.fy) * self.face_width_m / max(box[2] - box[0], 1e-6)
+        depth = self.depth(box, camera)
         t = ray * depth / ray[2]
         distance = float(np.linalg.norm(t))
         to_camera = line_of_sight(ray)
