@@ -162,6 +162,14 @@ def test_unusable_intrinsics_are_refused_with_a_warning(client, node, photo, cam
     client.publish_frame(frame, info, stamp, FRAME)
     time.sleep(0.5)
     assert client.heads_for(stamp) is None
+    # And /diagnostics says so: WARN, naming the problem.
+    seen = len(client.diagnostics)
+
+    def warned():
+        return any(s.level == DiagnosticStatus.WARN and logged in s.message
+                   for d in client.diagnostics[seen:] for s in d.status if s.name.endswith("head pose"))
+
+    assert client.wait_until(warned, timeout=4.0), label
     assert len(serve(client, frame, camera).heads) == 1
 
 

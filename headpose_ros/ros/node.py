@@ -74,6 +74,7 @@ class HeadPoseNode(Node):
         self._started = time.monotonic()
         self._last_image_time: float | None = None
         self._last_heads = 0
+        self._image_camera_problem = ""  # why the latest image's intrinsics were refused at its size ("" if not)
         self._warned: dict[str, float] = {}  # message -> when it was last logged (_warn_each)
         self._last_reasons: set[str] = set()  # why faces of the previous image were not measured
 
@@ -168,6 +169,7 @@ class HeadPoseNode(Node):
             faces = self._process(header, rgb, camera, stamp)
         except CameraModelError as exc:
             self.stats.on_dropped("camera info unusable for this image")
+            self._image_camera_problem = str(exc)
             self._warn_each(f"dropping image: {exc}")
             return
         except Exception as exc:  # one bad frame must not end the node
@@ -178,6 +180,7 @@ class HeadPoseNode(Node):
             )
             return
         self._last_heads = faces
+        self._image_camera_problem = ""
         self.stats.on_processed((time.perf_counter() - start) * 1000.0, faces)
 
     def _process(self, header, rgb, camera, stamp: float) -> int:
@@ -242,10 +245,12 @@ class HeadPoseNode(Node):
             self.get_logger().warn(waiting)
 
     def _publish_diagnostics(self) -> None:
-        state = self.intrinsics.state()
+        state, problem = self.intrinsics.state(), self.intrinsics.problem
+        if state == "ok" and self._image_camera_problem:  # usable as published, refused for the images' size
+            state, problem = "invalid for the images", self._image_camera_problem
         since = None if self._last_image_time is None else time.monotonic() - self._last_image_time
         not_measured = self.stats.take_not_measured()
-        level, message = health(self.stats, intrinsics=state, intrinsics_problem=self.intrinsics.problem,
+        level, message = health(self.stats, intrinsics=state, intrinsics_problem=problem,
                                 guessing=self.intrinsics.fallback_fov_deg > 0, seconds_since_image=since,
                                 wait_period=self.settings.wait_warning_period, faces=self._last_heads,
                                 not_measured=not_measured)
