@@ -244,3 +244,18 @@ def test_the_message_of_real_statistics_carries_every_key():
     assert by_key["images dropped"] == "1" and by_key["dropped: no valid camera info"] == "1"
     assert by_key["intrinsics"] == "missing" and by_key["backend"] == "hopenet"
     assert by_key["latency p50 (ms)"] == "nan"
+
+
+def test_faces_found_but_not_measured_are_counted_by_reason_and_warn_when_none_was_measured():
+    stats = PipelineStats()
+    for reason in ("turned away", "turned away", "implausible distance"):
+        stats.on_not_measured(reason)
+    period = stats.take_not_measured()
+    assert period == {"turned away": 2, "implausible distance": 1} and stats.take_not_measured() == {}
+    level, message = healthy(stats, faces=0, not_measured=period)
+    assert (level, message) == (DiagnosticStatus.WARN,
+                                "faces found but not measured: turned away (2), implausible distance (1)")
+    level, message = healthy(stats, faces=1, not_measured=period)
+    assert level == DiagnosticStatus.OK and message.endswith("; not measured: turned away (2), implausible distance (1)")
+    values = diagnostics_values(stats, "ok", 1, {}, period)
+    assert values["not measured (period): turned away"] == 2 and values["not measured (total): turned away"] == 2
