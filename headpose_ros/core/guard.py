@@ -35,13 +35,13 @@ def pose_problem(R: np.ndarray, t: np.ndarray, covariance: np.ndarray | None, bo
     """Why this pose (R (3, 3), t (3,) m, covariance (6, 6)) of the face in `box` (xyxy px) must not be
     published, as (status, detail); None when it may."""
     R, t = np.asarray(R, dtype=np.float64), np.asarray(t, dtype=np.float64)
-    if not (np.all(np.isfinite(R)) and np.all(np.isfinite(t))
-            and (covariance is None or np.all(np.isfinite(covariance)))):
+    if covariance is not None and not np.isfinite(covariance).all():
         return EstimateStatus.NOT_FINITE, "the pose has NaN or infinite values"
+    problem = smoothed_problem(R, t)
+    if problem is not None:
+        return problem
     if np.abs(R.T @ R - np.eye(3)).max() > ROTATION_TOLERANCE or abs(np.linalg.det(R) - 1.0) > ROTATION_TOLERANCE:
         return EstimateStatus.NOT_FINITE, "the rotation is not a rotation matrix"
-    if t[2] <= 0:
-        return EstimateStatus.BEHIND_CAMERA, f"the face would be behind the camera (z = {t[2]:.2f} m)"
     expected = prior.depth(box, camera)
     if not (expected / DEPTH_FACTOR <= t[2] <= expected * DEPTH_FACTOR):
         width = float(box[2] - box[0])
@@ -52,11 +52,11 @@ def pose_problem(R: np.ndarray, t: np.ndarray, covariance: np.ndarray | None, bo
 
 
 def smoothed_problem(R: np.ndarray, t: np.ndarray) -> tuple[EstimateStatus, str] | None:
-    """The check of a smoothed pose, whose measurement passed pose_problem: still finite and in front."""
+    """The part of pose_problem smoothing could break, checked again on a smoothed pose: finite and in front."""
     if not (np.isfinite(R).all() and np.isfinite(t).all()):
-        return EstimateStatus.NOT_FINITE, "the smoothed pose has NaN or infinite values"
+        return EstimateStatus.NOT_FINITE, "the pose has NaN or infinite values"
     if t[2] <= 0:
-        return EstimateStatus.BEHIND_CAMERA, f"the smoothed face would be behind the camera (z = {t[2]:.2f} m)"
+        return EstimateStatus.BEHIND_CAMERA, f"the face would be behind the camera (z = {t[2]:.2f} m)"
     return None
 
 
