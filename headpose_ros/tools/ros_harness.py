@@ -129,15 +129,20 @@ def node_command() -> list[str]:
 class NodeProcess:
     """headpose_node in its own process, with its output in a log file.
 
-    params: -p overrides (name -> value); remaps: -r from:=to.
+    params: -p overrides (name -> value); remaps: -r from:=to; namespace: -r __ns:= (empty: none).
+    keep_log: leave the log file behind (for a user to read); otherwise it goes when this process ends.
     """
 
     def __init__(self, params_file: Path | None = None, params: dict | None = None, remaps: dict | None = None,
-                 env: dict | None = None, name: str = "headpose_node"):
+                 env: dict | None = None, name: str = "headpose_node", namespace: str = "", keep_log: bool = False):
         fd, log = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
         os.close(fd)
         self.log_path = Path(log)
+        if not keep_log:
+            atexit.register(self.log_path.unlink, missing_ok=True)
         args = node_command() + ["--ros-args", "-r", f"__node:={name}"]
+        if namespace:
+            args += ["-r", f"__ns:={namespace}"]
         if params_file is not None:
             args += ["--params-file", str(params_file)]
         for key, value in (params or {}).items():
@@ -395,11 +400,12 @@ class CameraClient(Node):
 
 
 @contextlib.contextmanager
-def node_with_camera(image_topic: str, info_topic: str, params: dict, params_file: Path | None = None):
+def node_with_camera(image_topic: str, info_topic: str, params: dict, params_file: Path | None = None,
+                     keep_log: bool = False):
     """headpose_node (NodeProcess, `params` over `params_file`, default config/headpose.yaml) reading
     `image_topic` and `info_topic`, and a CameraClient publishing there: yields (node, client), then
     closes the client and stops the node. Waiting for the node (wait_for_node) is the caller's."""
-    with NodeProcess(params_file or default_params_file(), params=params,
+    with NodeProcess(params_file or default_params_file(), params=params, keep_log=keep_log,
                      remaps={"image": image_topic, "camera_info": info_topic}) as node:
         client = CameraClient(image_topic, info_topic, "/headpose_node/heads")
         try:

@@ -75,7 +75,8 @@ def run(args) -> int:
             latencies.append((t - start, (now - t) * 1000.0))
 
     with isolated_ros(), node_with_camera("/soak/image", "/soak/camera_info",
-                                          {"backend": args.backend, "num_threads": args.threads}) as (node, client):
+                                          {"backend": args.backend, "num_threads": args.threads},
+                                          keep_log=True) as (node, client):
         client.on_heads(on_heads)
         client.wait_for_node(node, timeout=60)
         pid = node.process.pid
