@@ -19,7 +19,8 @@ pytest.importorskip("rclpy")
 from builtin_interfaces.msg import Time  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue  # noqa: E402
 
-from headpose_ros.ros.diagnostics import PipelineStats, diagnostics_message, diagnostics_values, health  # noqa: E402
+from headpose_ros.ros.diagnostics import (ImageLoss, PipelineStats, diagnostics_message, diagnostics_values,  # noqa: E402
+                                          health)
 
 
 def stream(stats: PipelineStats, times, latencies=None, faces=1) -> None:
@@ -152,6 +153,38 @@ def test_no_image_for_the_wait_period_is_a_warning(since):
     assert healthy(PipelineStats(), seconds_since_image=since) == (DiagnosticStatus.WARN, "no images")
 
 
+# -- images lost on the way ------------------------------------------------------------------------------------------
+
+
+def test_a_camera_info_whose_image_never_came_counts_as_a_lost_image_once_its_grace_is_over():
+    loss = ImageLoss(window_s=10.0, grace_s=1.0)
+    for k in range(10):  # a 10 Hz camera; every second image lost (DDS fragments)
+        loss.on_camera_info((100, k * 100_000_000), now=k * 0.1)
+        if k % 2 == 0:
+            loss.on_image((100, k * 100_000_000), now=k * 0.1 + 0.03)
+    assert loss.lost(now=0.95) == (0, 0)  # none has had its grace yet
+    assert loss.lost(now=1.55) == (3, 6)  # stamps 0..5 settled: 1, 3, 5 had no image
+    assert loss.lost(now=12.0) == (0, 0)  # all out of the window
+
+
+def test_images_that_all_arrive_or_a_camera_info_without_stamps_show_no_loss():
+    loss = ImageLoss()
+    for k in range(20):
+        loss.on_camera_info((5, k), now=k * 0.05)
+        loss.on_image((5, k), now=k * 0.05 + 0.2)  # late but there
+        loss.on_camera_info((0, 0), now=k * 0.05)  # unstamped: cannot be matched, not counted
+    assert loss.lost(now=2.5) == (0, 20)
+
+
+def test_lost_images_are_a_warning_above_a_fifth_of_the_frames():
+    level, message = healthy(PipelineStats(), lost=(6, 15))
+    assert level == DiagnosticStatus.WARN
+    assert message.startswith("images lost on the way: 6 of the last 15 frames came as CameraInfo without their image")
+    assert "fastdds_large_images.xml" in message
+    assert healthy(PipelineStats(), lost=(3, 15))[0] == DiagnosticStatus.OK  # a fifth: within noise
+    assert healthy(PipelineStats(), lost=(2, 2))[0] == DiagnosticStatus.OK  # too few to tell
+
+
 def test_ok_says_the_rate_and_the_faces():
     stats = PipelineStats()
     level, message = healthy(stats, seconds_since_image=5.0, faces=3)  # exactly the wait period is still fine
@@ -185,8 +218,8 @@ def test_diagnostics_values_name_every_figure_then_drops_then_models():
     values = diagnostics_values(stats, "ok", 2, {"backend": "landmarks", "detector": "face_detection_full_range"})
     assert list(values) == [
         "input rate (Hz)", "processing rate (Hz)", "latency p50 (ms)", "latency p99 (ms)", "faces",
-        "images received", "images processed", "images dropped", "intrinsics", "last error",
-        "dropped: bad image", "backend", "detector",
+        "images received", "images processed", "images dropped", "images lost on the way (window)", "intrinsics",
+        "last error", "dropped: bad image", "backend", "detector",
     ]
     assert values["latency p50 (ms)"] == pytest.approx(20.0)
     assert values["latency p99 (ms)"] == pytest.approx(29.8)

@@ -22,7 +22,8 @@ from rclpy.parameter import Parameter  # noqa: E402
 from headpose_ros.core.config import (LIVE_SETTINGS, EngineConfig, Setting, TargetConfig, definitions,  # noqa: E402
                                       get_path, leaves, with_values)
 from headpose_ros.ros.parameters import (NodeConfig, StartupError, declare_all, declare_targets,  # noqa: E402
-                                         descriptor, live_change)
+                                         descriptor, live_change, node_key_matches, params_file_problems,
+                                         ros_params_files, unknown_parameters)
 
 pytestmark = pytest.mark.ros
 
@@ -145,7 +146,11 @@ def test_declare_all_without_overrides_gives_the_defaults(make_node):
     node = make_node()
     config = declare_all(node, EngineConfig(), LIVE_SETTINGS)
     assert config == EngineConfig()
-    assert node.describe_parameter("attention.target_names").type == ParameterType.PARAMETER_STRING_ARRAY
+    # Declared with a value, so that `ros2 param dump` and every get_parameters answer include it (rclpy types
+    # an empty list as a byte array; the names are checked by the node).
+    names = node.get_parameters(["attention.target_names"])[0]
+    assert names.type_ != Parameter.Type.NOT_SET and list(names.value) == []
+    assert node.describe_parameter("attention.target_names").read_only
     assert config.attention.target_names == ()
     assert node.get_parameter("attention.robot_offset").value == [0.0, 0.0, 0.0]
     assert config.attention.robot_offset == (0.0, 0.0, 0.0)
@@ -341,3 +346,53 @@ def test_live_change_as_the_nodes_set_parameters_callback(make_node, apply):
     assert accepted.successful is True
     assert state["config"].attention.cone_half_angle_deg == 25.0
     assert apply.engine.config.attention.cone_half_angle_deg == 25.0
+
+
+# -- mistakes in what the node was given ----------------------------------------------------------------------------
+
+DECLARED = {"backend", "detection.score_threshold", "tracking.id_style", "attention.target_names",
+            "attention.targets.screen.frame"}
+
+
+def test_unknown_parameters_are_named_with_the_nearest_known_name():
+    warnings = unknown_parameters(["score_treshold", "detection.score_treshold", "backnd", "backend",
+                                   "qos_overrides./image.subscription.depth", "completely_else"], DECLARED, ("screen",))
+    assert warnings == [
+        "unknown parameter 'backnd' is ignored; did you mean 'backend'?",
+        "unknown parameter 'completely_else' is ignored; `ros2 param list` shows the node's parameters",
+        "unknown parameter 'detection.score_treshold' is ignored; did you mean 'detection.score_threshold'?",
+        "unknown parameter 'score_treshold' is ignored; did you mean 'detection.score_threshold'?",
+    ]
+
+
+def test_a_target_that_is_not_named_in_target_names_is_said_to_be_ignored():
+    warnings = unknown_parameters(["attention.targets.door.frame", "attention.targets.screen.frme"], DECLARED,
+                                  ("screen",))
+    assert warnings[0] == ("parameter 'attention.targets.door.frame' is ignored: 'door' is not in "
+                           "attention.target_names ['screen']")
+    assert warnings[1].endswith("did you mean 'attention.targets.screen.frame'?")
+
+
+@pytest.mark.parametrize("key, matches", [
+    ("headpose_node", True), ("/headpose_node", True), ("/**", True), ("/cam/headpose_node", False),
+    ("head_pose_node", False), ("/**/headpose_node", True), ("/*", True), ("/*/headpose_node", False),
+])
+def test_params_file_keys_match_nodes_as_rcl_does(key, matches):
+    assert node_key_matches(key, "/headpose_node") is matches
+
+
+def test_params_file_keys_match_namespaced_nodes():
+    assert node_key_matches("/**/headpose_node", "/robot/head/headpose_node")
+    assert node_key_matches("/robot/*/headpose_node", "/robot/head/headpose_node")
+    assert not node_key_matches("headpose_node", "/robot/head/headpose_node")
+
+
+def test_a_params_file_for_another_node_is_found_among_the_ros_arguments(tmp_path):
+    mine, other = tmp_path / "mine.yaml", tmp_path / "other.yaml"
+    mine.write_text("/**:\n  ros__parameters:\n    backend: hopenet\n")
+    other.write_text("head_pose_node:\n  ros__parameters:\n    backend: hopenet\n")
+    argv = ["headpose_node", "--params-file", "not-a-ros-arg.yaml", "--ros-args", "--params-file", str(mine),
+            "-p", "x:=1", "--params-file", str(other), "--", "--params-file", "after.yaml"]
+    assert ros_params_files(argv) == [str(mine), str(other)]
+    problems = params_file_problems(ros_params_files(argv), "/headpose_node")
+    assert len(problems) == 1 and problems[0].startswith(f"params file '{other}' applies to none of its nodes")

@@ -96,3 +96,31 @@ def test_the_tracker_refuses_settings_it_cannot_work_with():
 def test_random_ids_are_five_lowercase_letters():
     ids = {random_ids()() for _ in range(50)}
     assert len(ids) > 45 and all(len(i) == 5 and i.isalpha() and i.islower() for i in ids)
+
+
+def test_ids_carry_the_prefix_in_both_styles():
+    from headpose_ros.core.tracking import ids_of_style
+
+    assert ids_of_style("sequential", "left_")() == "left_0001"
+    random_id = ids_of_style("random", "left_")()
+    assert random_id.startswith("left_") and len(random_id) == 10 and random_id[5:].isalpha()
+
+
+@pytest.mark.parametrize("name, prefix", [
+    ("/headpose_node", ""), ("/head_camera/headpose_node", "head_camera_"), ("/headpose_chest", "headpose_chest_"),
+    ("/robot/front/headpose_node", "robot_front_"),
+])
+def test_the_automatic_id_prefix_comes_from_the_node_name(name, prefix):
+    from headpose_ros.core.config import ids_scope
+
+    assert ids_scope(name) == prefix
+
+
+def test_an_id_prefix_that_cannot_be_part_of_a_frame_name_is_refused():
+    from headpose_ros.core.config import EngineConfig, with_values
+
+    assert with_values(EngineConfig(), {"tracking.id_prefix": "cam_1"}).problems() == []
+    assert with_values(EngineConfig(), {"tracking.id_prefix": "auto"}).tracking.ids_prefix == ""
+    problems = with_values(EngineConfig(), {"tracking.id_prefix": "cam/1"}).problems()
+    assert problems == ["tracking.id_prefix 'cam/1': only letters, digits and '_' (it becomes part of TF frame and "
+                        "topic names)"]

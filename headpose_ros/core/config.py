@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
@@ -163,6 +164,19 @@ class LandmarksConfig(Settings):
                                               "is taken not to hold a face.")
 
 
+# tracking.id_prefix's default: the node derives the prefix from its name (ids_scope); elsewhere none.
+AUTO_ID_PREFIX = "auto"
+
+
+def ids_scope(fully_qualified_name: str) -> str:
+    """The id prefix `auto` stands for in a node: its namespace and name as one token, without a final
+    'headpose_node' ('/head_camera/headpose_node' -> 'head_camera_', '/headpose_node' -> '')."""
+    tokens = [t for t in fully_qualified_name.split("/") if t]
+    if len(tokens) > 0 and tokens[-1] == "headpose_node":
+        tokens = tokens[:-1]
+    return "".join(t + "_" for t in tokens)
+
+
 @dataclass(frozen=True)
 class TrackingConfig(Settings):
     min_hits: int = setting(3, "Detections a new face needs before it is published.", low=1, high=1000, live=True)
@@ -178,9 +192,24 @@ class TrackingConfig(Settings):
                                      "the gap would be wrong).", low=0.0, high=3600.0, low_open=True, live=True)
     id_style: str = setting("random", "Track ids: random (5 letters, as REP-155 suggests) or sequential (0001, "
                             "0002, ...).", choices=ID_STYLES)
+    id_prefix: str = setting(AUTO_ID_PREFIX, "Prepended to every track id, so to face_<id> and gaze_<id>. auto: "
+                             "from the node's namespace and name ('/head_camera/headpose_node' gives 'head_camera_', "
+                             "'/headpose_node' nothing), so that nodes on several cameras never share a TF frame; "
+                             "letters, digits and '_' otherwise ('' for plain REP-155 ids).")
     static_image_mode: bool = setting(False, "Treat images as unrelated stills: detect every face in every image and "
                                       "all its tiles, follow nothing (the CLI's predict and eval). Off: a video, "
                                       "faces followed from their landmarks, the detector a search for new ones.")
+
+    def joint_problems(self) -> list[str]:
+        if self.id_prefix != AUTO_ID_PREFIX and not re.fullmatch(r"[A-Za-z0-9_]*", self.id_prefix):
+            return [f"tracking.id_prefix {self.id_prefix!r}: only letters, digits and '_' (it becomes part of TF "
+                    "frame and topic names)"]
+        return []
+
+    @property
+    def ids_prefix(self) -> str:
+        """The prefix in force outside a node (where `auto` has no name to come from: none)."""
+        return "" if self.id_prefix == AUTO_ID_PREFIX else self.id_prefix
 
 
 @dataclass(frozen=True)

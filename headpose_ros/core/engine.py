@@ -78,7 +78,7 @@ class HeadPoseEngine:
         self.backend: PoseBackend = self._make_backend(config)
         self.finder = FaceFinder(self.detector, self._zoom_detector(config), self.mesh, config, needs_landmarks)
         self.tracker: FaceTracker[TrackState] = FaceTracker(
-            config.tracking, track_state_factory(config.smoothing), ids_of_style(config.tracking.id_style))
+            config.tracking, track_state_factory(config.smoothing), ids_of_style(config.tracking.id_style, config.tracking.ids_prefix))
         self.attention = AttentionTracker(config.attention) if config.attention.enabled else None
         # What a face of human size looks like through the camera: the last check on every pose (core.guard).
         h = config.hopenet

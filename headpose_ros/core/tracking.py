@@ -43,9 +43,12 @@ def sequential_ids(prefix: str = "") -> Callable[[], str]:
     return lambda: f"{prefix}{next(counter):04d}"
 
 
-def ids_of_style(style: str) -> Callable[[], str]:
-    """The id maker of a tracking.id_style: random or sequential."""
-    return random_ids() if style == "random" else sequential_ids()
+def ids_of_style(style: str, prefix: str = "") -> Callable[[], str]:
+    """The id maker of a tracking.id_style (random or sequential), each id after `prefix`."""
+    if style == "random":
+        make = random_ids()
+        return lambda: prefix + make()
+    return sequential_ids(prefix)
 
 
 @dataclass

@@ -73,6 +73,39 @@ class PipelineStats:
         }
 
 
+class ImageLoss:
+    """Images lost before they reach the node, seen from the CameraInfo that camera drivers publish with every
+    image, at the image's stamp: a CameraInfo whose stamp no image matched within `grace_s` marks a lost image.
+
+    Large images are what a DDS transport loses (each is many UDP fragments) while the small CameraInfo of the
+    same frame arrives, so this counts exactly the losses the input rate alone cannot show. Frames the node
+    skips by design (it keeps only the newest image while busy) skip their CameraInfo too, and are not counted.
+    A camera that publishes CameraInfo less often than images never shows a loss.
+    """
+
+    def __init__(self, window_s: float = 10.0, grace_s: float = 1.0):
+        self.window_s, self.grace_s = window_s, grace_s
+        self._infos: collections.deque = collections.deque()  # (wall time, stamp) of each CameraInfo
+        self._images: dict = {}  # stamp -> wall time of each image
+
+    def on_camera_info(self, stamp: tuple[int, int], now: float | None = None) -> None:
+        self._infos.append((time.monotonic() if now is None else now, stamp))
+
+    def on_image(self, stamp: tuple[int, int], now: float | None = None) -> None:
+        self._images[stamp] = time.monotonic() if now is None else now
+
+    def lost(self, now: float | None = None) -> tuple[int, int]:
+        """(CameraInfo stamps without an image, CameraInfo stamps) over the window, those younger than the grace
+        period left for later."""
+        now = time.monotonic() if now is None else now
+        while self._infos and now - self._infos[0][0] > self.window_s:
+            self._infos.popleft()
+        for stamp in [s for s, t in self._images.items() if now - t > self.window_s + self.grace_s]:
+            del self._images[stamp]
+        settled = [stamp for t, stamp in self._infos if now - t >= self.grace_s and stamp != (0, 0)]
+        return sum(1 for stamp in settled if stamp not in self._images), len(settled)
+
+
 def _rate(times, now: float, window_s: float) -> float:
     times = list(times)
     if len(times) < 2:
@@ -81,16 +114,22 @@ def _rate(times, now: float, window_s: float) -> float:
     return (len(times) - 1) / min(span, window_s) if span > 0 else 0.0
 
 
+# Warn when more than this share of the window's frames (and at least LOST_MIN of them) never arrived.
+LOST_SHARE, LOST_MIN = 0.2, 3
+
+
 def health(stats: PipelineStats, *, intrinsics: str, intrinsics_problem: str, guessing: bool,
            seconds_since_image: float | None, wait_period: float, faces: int,
-           not_measured: dict[str, int] | None = None) -> tuple[bytes, str]:
+           not_measured: dict[str, int] | None = None, lost: tuple[int, int] = (0, 0)) -> tuple[bytes, str]:
     """The node's diagnostic level and one-line message, worst first.
 
     ERROR: processing failed three times in a row. WARN: no usable intrinsics
-    (with or without the guessed fallback), no image for `wait_period`, or
-    faces found in this period but none measured in the latest image (with
-    the reasons: not_measured, reason -> count). OK otherwise, with the rate,
-    the faces of the latest image and how many were found but not measured.
+    (with or without the guessed fallback), no image for `wait_period`,
+    images lost on the way (lost: (frames whose CameraInfo came without their
+    image, frames), see ImageLoss), or faces found in this period but none
+    measured in the latest image (with the reasons: not_measured, reason ->
+    count). OK otherwise, with the rate, the faces of the latest image and
+    how many were found but not measured.
     """
     not_measured = not_measured or {}
     reasons = ", ".join(f"{reason} ({count})" for reason, count in sorted(not_measured.items(), key=lambda kv: -kv[1]))
@@ -101,6 +140,10 @@ def health(stats: PipelineStats, *, intrinsics: str, intrinsics_problem: str, gu
         return DiagnosticStatus.WARN, f"camera info: {intrinsics_problem}{guessed}"
     if seconds_since_image is None or seconds_since_image > wait_period:
         return DiagnosticStatus.WARN, "no images"
+    if lost[0] >= LOST_MIN and lost[0] > LOST_SHARE * lost[1]:
+        return DiagnosticStatus.WARN, (
+            f"images lost on the way: {lost[0]} of the last {lost[1]} frames came as CameraInfo without their "
+            "image (large images over DDS: use config/fastdds_large_images.xml, or image_transport: compressed)")
     if reasons and faces == 0:
         return DiagnosticStatus.WARN, f"faces found but not measured: {reasons}"
     rate = f"{stats.summary()['processing_rate_hz']:.1f} Hz, {faces} faces"
@@ -108,7 +151,7 @@ def health(stats: PipelineStats, *, intrinsics: str, intrinsics_problem: str, gu
 
 
 def diagnostics_values(stats: PipelineStats, intrinsics: str, faces: int, models: dict[str, str],
-                       not_measured: dict[str, int] | None = None) -> dict:
+                       not_measured: dict[str, int] | None = None, lost: tuple[int, int] = (0, 0)) -> dict:
     """The key/values of the node's status: rates, latencies, counts, drops by reason, faces found but not
     measured by reason (this period's, not_measured, and since start), intrinsics, models."""
     s = stats.summary()
@@ -121,6 +164,7 @@ def diagnostics_values(stats: PipelineStats, intrinsics: str, faces: int, models
         "images received": stats.total_received,
         "images processed": stats.total_processed,
         "images dropped": sum(stats.dropped.values()),
+        "images lost on the way (window)": f"{lost[0]} of {lost[1]}",
         "intrinsics": intrinsics,
         "last error": stats.last_error or "none",
     }

@@ -6,6 +6,8 @@ longer describe the camera). Every refusal and every guess is said, throttled.
 
 from __future__ import annotations
 
+from typing import Callable
+
 from sensor_msgs.msg import CameraInfo
 
 from ..core.camera import CameraModel
@@ -16,12 +18,15 @@ class IntrinsicsSource:
     """The camera model for each image, from the `camera_info` subscription.
 
     node: the node (its logger, its publisher counts); warn_each: a per-message
-    throttled warning; fallback_fov_deg: the opt-in guessed field of view (0: off).
+    throttled warning; fallback_fov_deg: the opt-in guessed field of view (0: off);
+    on_stamp: called with each CameraInfo's stamp as (sec, nanosec).
     """
 
-    def __init__(self, node, topic: str, qos, fallback_fov_deg: float, warn_each):
+    def __init__(self, node, topic: str, qos, fallback_fov_deg: float, warn_each,
+                 on_stamp: Callable[[tuple[int, int]], None] | None = None):
         self._node = node
         self._warn_each = warn_each
+        self._on_stamp = on_stamp
         self.fallback_fov_deg = fallback_fov_deg
         self.camera: CameraModel | None = None  # the latest usable intrinsics
         self.problem = "no CameraInfo received yet"
@@ -38,6 +43,8 @@ class IntrinsicsSource:
 
     def _on_camera_info(self, msg: CameraInfo) -> None:
         self.received = True
+        if self._on_stamp is not None:
+            self._on_stamp((msg.header.stamp.sec, msg.header.stamp.nanosec))
         camera = camera_from_info(
             msg.k, msg.d, msg.width, msg.height, msg.distortion_model, msg.header.frame_id,
             msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height,

@@ -18,6 +18,7 @@ from ros.intrinsics, health from ros.diagnostics. Topics (all remappable):
 from __future__ import annotations
 
 import math
+import signal
 import sys
 import time
 
@@ -31,15 +32,16 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..assets import AssetError
 from ..core.camera import CameraModelError
-from ..core.config import LIVE_SETTINGS, EngineConfig, with_values
+from ..core.config import AUTO_ID_PREFIX, LIVE_SETTINGS, EngineConfig, ids_scope, with_values
 from ..core.engine import ConfigError
 from ..core.inference import InferenceError
 from ..pipeline import create_engine
-from .diagnostics import PipelineStats, diagnostics_message, diagnostics_values, health
+from .diagnostics import ImageLoss, PipelineStats, diagnostics_message, diagnostics_values, health
 from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
 from .intrinsics import IntrinsicsSource
 from .outputs import ResultPublisher
-from .parameters import NodeConfig, StartupError, declare_all, declare_targets, live_change
+from .parameters import (NodeConfig, StartupError, declare_all, declare_targets, live_change, params_file_problems,
+                         ros_params_files, unknown_parameters)
 from .targets import TargetError, TargetResolver
 
 
@@ -54,7 +56,9 @@ def input_qos(reliability: str) -> QoSProfile:
 
 
 class HeadPoseNode(Node):
-    def __init__(self, **kwargs):
+    """argv: the command line, for the --params-file checks (default: sys.argv)."""
+
+    def __init__(self, argv: list[str] | None = None, **kwargs):
         super().__init__("headpose_node", **kwargs)
         self.config: EngineConfig = declare_all(self, EngineConfig(), LIVE_SETTINGS)
         self.config = with_values(self.config, {
@@ -63,6 +67,9 @@ class HeadPoseNode(Node):
         problems = self.settings.problems()
         if problems:
             raise StartupError("; ".join(problems))
+        self._check_given_parameters(sys.argv if argv is None else argv)
+        if self.config.tracking.id_prefix == AUTO_ID_PREFIX:
+            self.config = with_values(self.config, {"tracking.id_prefix": ids_scope(self.get_fully_qualified_name())})
         n = self.settings
         try:
             self.engine = create_engine(self.config, model_dir=n.model_dir, unchecked_models=n.model_dir_unchecked,
@@ -71,6 +78,7 @@ class HeadPoseNode(Node):
             raise StartupError(str(exc)) from None
 
         self.stats = PipelineStats()
+        self.loss = ImageLoss()
         self._started = time.monotonic()
         self._last_image_time: float | None = None
         self._last_heads = 0
@@ -82,7 +90,8 @@ class HeadPoseNode(Node):
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self._setup_attention()
         self.outputs = ResultPublisher(self, n, attention=self.targets is not None)
-        self.intrinsics = IntrinsicsSource(self, "camera_info", qos, n.fallback_horizontal_fov_deg, self._warn_each)
+        self.intrinsics = IntrinsicsSource(self, "camera_info", qos, n.fallback_horizontal_fov_deg, self._warn_each,
+                                           on_stamp=self.loss.on_camera_info)
         if n.image_transport == "compressed":
             # image_transport's naming: the (remapped) image topic with /compressed appended.
             topic = self.resolve_topic_name("image") + "/compressed"
@@ -101,11 +110,25 @@ class HeadPoseNode(Node):
         self._name_check = self.create_timer(3.0, self._check_unique_name, clock=steady)
 
         models = ", ".join(f"{k}: {v}" for k, v in self.engine.describe().items())
+        prefix = self.config.tracking.id_prefix
+        frames = f"{n.face_frame_prefix}{prefix}<id>" if self.outputs.tf else "disabled"
         self.get_logger().info(
             f"ready: image '{self.image_sub.topic_name}', camera_info '{self.intrinsics.topic}', "
             f"heads '{self.outputs.heads.topic_name}', "
-            f"tf via {self.outputs.tf.backend if self.outputs.tf else 'disabled'}; {models}"
+            f"tf {frames} via {self.outputs.tf.backend if self.outputs.tf else '-'}; {models}"
         )
+
+    def _check_given_parameters(self, argv: list[str]) -> None:
+        """Warn about each parameter given that the node does not have, and each params file meant for another
+        node: both would otherwise leave a setting at its default without a word."""
+        given = list(getattr(self, "_parameter_overrides", {}))
+        declared = set(self._parameters)
+        for warning in unknown_parameters(given, declared, self.config.attention.target_names):
+            self.get_logger().warn(warning)
+        for warning in params_file_problems(ros_params_files(argv), self.get_fully_qualified_name()):
+            self.get_logger().warn(warning)
+        used = len(set(given) & declared)
+        self.get_logger().info(f"parameters: {used} given, the other {len(declared) - used} at their defaults")
 
     def _setup_attention(self) -> None:
         """Where the targets are (TF where installed), when attention.enabled."""
@@ -147,6 +170,7 @@ class HeadPoseNode(Node):
     def _on_input(self, header, decode) -> None:
         start = time.perf_counter()
         self.stats.on_received()
+        self.loss.on_image((header.stamp.sec, header.stamp.nanosec))
         self._last_image_time = time.monotonic()
         try:
             rgb = decode()
@@ -250,14 +274,16 @@ class HeadPoseNode(Node):
             state, problem = "invalid for the images", self._image_camera_problem
         since = None if self._last_image_time is None else time.monotonic() - self._last_image_time
         not_measured = self.stats.take_not_measured()
+        lost = self.loss.lost()
         level, message = health(self.stats, intrinsics=state, intrinsics_problem=problem,
                                 guessing=self.intrinsics.fallback_fov_deg > 0, seconds_since_image=since,
                                 wait_period=self.settings.wait_warning_period, faces=self._last_heads,
-                                not_measured=not_measured)
-        values = diagnostics_values(self.stats, state, self._last_heads, self.engine.describe(), not_measured)
+                                not_measured=not_measured, lost=lost)
+        values = diagnostics_values(self.stats, state, self._last_heads, self.engine.describe(), not_measured, lost)
+        # The fully qualified name: unique per node, so statuses of nodes on several cameras never merge.
         self.diag_pub.publish(diagnostics_message(
-            self.get_clock().now().to_msg(), f"{self.get_name()}: head pose", self.get_fully_qualified_name(),
-            level, message, values,
+            self.get_clock().now().to_msg(), f"{self.get_fully_qualified_name()}: head pose",
+            self.get_fully_qualified_name(), level, message, values,
         ))
 
 
@@ -272,7 +298,7 @@ def main(args: list[str] | None = None) -> int:
         return 1
     node = None
     try:
-        node = HeadPoseNode()
+        node = HeadPoseNode(sys.argv if args is None else args)
         rclpy.spin(node)
     except StartupError as exc:
         rclpy.logging.get_logger("headpose_node").fatal(f"cannot start: {exc}")
@@ -280,6 +306,8 @@ def main(args: list[str] | None = None) -> int:
     except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
         pass
     finally:
+        # A second Ctrl-C while shutting down would interrupt the clean-up with a traceback: it is over anyway.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
             node.destroy_node()
         rclpy.try_shutdown()

@@ -9,9 +9,12 @@ is refused with that reason.
 
 from __future__ import annotations
 
+import difflib
+import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
+import yaml
 from rcl_interfaces.msg import FloatingPointRange, IntegerRange, ParameterDescriptor, SetParametersResult
 from rclpy.exceptions import InvalidParameterTypeException, ParameterException
 from rclpy.parameter import Parameter
@@ -88,8 +91,7 @@ def declare(node, name: str, spec: Setting, default: Any, live: bool = False) ->
     desc = descriptor(name, spec, default, live)
     try:
         if default == ():
-            value = node.declare_parameter(name, Parameter.Type.STRING_ARRAY, desc).value
-            return tuple(value or ())
+            return _declare_name_list(node, name, desc)
         # Typed by its default (as declare_parameter without a descriptor would be), so that
         # `-p publish_tf:=1` is refused instead of silently becoming an integer.
         value = node.declare_parameter(name, list(default) if isinstance(default, tuple) else default, desc).value
@@ -100,6 +102,21 @@ def declare(node, name: str, spec: Setting, default: Any, live: bool = False) ->
         allowed = spec.range_text()
         raise StartupError(f"parameter '{name}': {exc}" + (f" (allowed: {allowed})" if allowed else "")) from None
     return tuple(value) if isinstance(default, tuple) else value
+
+
+def _declare_name_list(node, name: str, desc: ParameterDescriptor) -> tuple[str, ...]:
+    """A list of names whose default is empty. rclpy types an empty list as a byte array, and a parameter
+    declared by type alone stays unset (left out of `ros2 param dump` and of every get_parameters answer that
+    names it), so it is declared with a value and dynamic typing, and its element type checked here."""
+    desc.dynamic_typing = True
+    override = getattr(node, "_parameter_overrides", {}).get(name)  # `[]` in a params file arrives unset
+    unset = override is not None and override.type_ == Parameter.Type.NOT_SET
+    value = node.declare_parameter(name, [], desc, ignore_override=unset).value
+    if value is None or (isinstance(value, (list, tuple)) and len(value) == 0) or isinstance(value, bytes):
+        return ()
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+        raise StartupError(f"parameter '{name}': {value!r} is not a list of names such as [screen, door] (expected a list)")
+    return tuple(value)
 
 
 def declare_all(node, config: Settings, live: frozenset[str] = frozenset()) -> Settings:
@@ -138,3 +155,67 @@ def live_change(config: EngineConfig, params, apply: Callable[[EngineConfig], No
         return config, SetParametersResult(successful=False, reason=str(exc))
     log.info("parameters changed: " + ", ".join(f"{k}={v}" for k, v in values.items()))
     return changed, SetParametersResult(successful=True)
+
+
+# -- mistakes in what the node was given ---------------------------------------------------------
+
+def unknown_parameters(given: list[str], declared: set[str], target_names: tuple[str, ...]) -> list[str]:
+    """One warning per parameter that was given (params file or -p) but that the node does not have, naming
+    the nearest known name. ROS's own qos_overrides.* are left to rclpy."""
+    leaf_to_names: dict[str, list[str]] = {}
+    for name in declared:
+        leaf_to_names.setdefault(name.rsplit(".", 1)[-1], []).append(name)
+    warnings = []
+    for name in sorted(set(given) - declared):
+        if name.startswith("qos_overrides."):
+            continue
+        parts = name.split(".")
+        if name.startswith("attention.targets.") and len(parts) >= 4 and parts[2] not in target_names:
+            warnings.append(f"parameter '{name}' is ignored: '{parts[2]}' is not in attention.target_names "
+                            f"{list(target_names)}")
+            continue
+        guess = difflib.get_close_matches(name, declared, n=1, cutoff=0.75)
+        if not guess:
+            leaves_ = difflib.get_close_matches(parts[-1], leaf_to_names, n=1, cutoff=0.75)
+            guess = sorted(leaf_to_names[leaves_[0]])[:1] if leaves_ else []
+        hint = f"; did you mean '{guess[0]}'?" if guess else "; `ros2 param list` shows the node's parameters"
+        warnings.append(f"unknown parameter '{name}' is ignored{hint}")
+    return warnings
+
+
+def ros_params_files(argv: list[str]) -> list[str]:
+    """The --params-file paths among the ROS arguments of a command line (inside --ros-args ... [--])."""
+    files, in_ros = [], False
+    for i, arg in enumerate(argv):
+        if arg == "--ros-args":
+            in_ros = True
+        elif arg == "--":
+            in_ros = False
+        elif in_ros and arg == "--params-file" and i + 1 < len(argv):
+            files.append(argv[i + 1])
+    return files
+
+
+def node_key_matches(key: str, fully_qualified_name: str) -> bool:
+    """Whether a params file's top-level key applies to the node (rcl's rules: '/' is implied in front,
+    '*' is one name token, '**' any number of them)."""
+    tokens = [t for t in key.strip("/").split("/") if t]
+    pattern = "".join("(/[^/]+)*" if t == "**" else "/[^/]+" if t == "*" else "/" + re.escape(t) for t in tokens)
+    return re.fullmatch(pattern or "/", fully_qualified_name) is not None
+
+
+def params_file_problems(paths: list[str], fully_qualified_name: str) -> list[str]:
+    """One warning per params file none of whose node keys names this node (so none of it applies)."""
+    problems = []
+    for path in paths:
+        try:
+            with open(path, encoding="utf-8") as f:
+                doc = yaml.safe_load(f)
+        except (OSError, yaml.YAMLError):
+            continue  # rcl refuses those before the node exists
+        keys = [str(k) for k in doc] if isinstance(doc, dict) else []
+        if keys and not any(node_key_matches(k, fully_qualified_name) for k in keys):
+            problems.append(f"params file '{path}' applies to none of its nodes here: its keys {keys} do not name "
+                            f"this node, {fully_qualified_name}; none of its parameters are used (a key is the "
+                            "node's name, its '/namespace/name', or '/**' for every node)")
+    return problems
