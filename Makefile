@@ -31,18 +31,21 @@ SITE_PACKAGES = $$($(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["pur
 unexport _ROS_WHEELS_BOOTSTRAP_COMPLETE
 
 TF2_STUB   := .ci/ros_stubs/tf2_msgs
+HRI_STUB   := .ci/ros_stubs/hri_msgs
 MSG_FILES  := $(wildcard msg/*.msg)
 STUB_FILES := $(shell find $(TF2_STUB) -type f)
+HRI_STUB_FILES := $(shell find $(HRI_STUB) -type f)
 
 ifdef ROS_DISTRO
   MODE := ros-$(ROS_DISTRO)
   # The sourced ROS provides colcon, CMAKE_PREFIX_PATH and tf2_msgs, and
-  # (through rosdep) the runtime Python packages.
+  # (through rosdep) hri_msgs and the runtime Python packages.
   COLCON := colcon
   COLCON_ENV :=
   VENV_FLAGS := --system-site-packages
   ROS_REQUIREMENTS :=
   TF2_STAMP :=
+  HRI_STAMP :=
   # The generated message libraries live in .venv/lib: add the venv's colcon
   # environment on top of the sourced ROS before running anything (colcon's
   # scripts do not work under `set -u`).
@@ -54,6 +57,7 @@ else
   VENV_FLAGS :=
   ROS_REQUIREMENTS := .ci/requirements-ros-jazzy.txt
   TF2_STAMP := $(STAMPS)/tf2_msgs
+  HRI_STAMP := $(STAMPS)/hri_msgs
   # Nothing to source: the bootstrapper sets LD_LIBRARY_PATH (.venv/lib included).
   RUN :=
 endif
@@ -148,13 +152,25 @@ endif
 	@touch $@
 
 # 3a. tf2_msgs has no wheel: build the TFMessage-only stand-in, unless some
-#     other tf2_msgs is installed. (With a sourced ROS this step does not exist.)
+#     other tf2_msgs is installed. (With a sourced ROS this step and 3b do not exist.)
 $(STAMPS)/tf2_msgs: $(STAMPS)/pip $(STUB_FILES)
 	@if $(VPY) -c 'import tf2_msgs' 2>/dev/null && ! cmp -s $(VENV)/share/tf2_msgs/package.xml $(TF2_STUB)/package.xml; then \
 	  echo "tf2_msgs is already installed: not building the stand-in in $(TF2_STUB)"; \
 	else \
 	  echo "+ colcon build --paths $(TF2_STUB)"; \
 	  $(COLCON_BUILD) --paths $(TF2_STUB) $(COLCON_CMAKE_ARGS); \
+	fi
+	@touch $@
+
+# 3b. hri_msgs (ROS4HRI) has no wheel either: build the stand-in with the few
+#     messages this package publishes, unless some other hri_msgs is installed.
+#     (Order-only on tf2_msgs: two colcon runs must not write one prefix at once.)
+$(STAMPS)/hri_msgs: $(STAMPS)/pip $(HRI_STUB_FILES) | $(STAMPS)/tf2_msgs
+	@if $(VPY) -c 'import hri_msgs' 2>/dev/null && ! cmp -s $(VENV)/share/hri_msgs/package.xml $(HRI_STUB)/package.xml; then \
+	  echo "hri_msgs is already installed: not building the stand-in in $(HRI_STUB)"; \
+	else \
+	  echo "+ colcon build --paths $(HRI_STUB)"; \
+	  $(COLCON_BUILD) --paths $(HRI_STUB) $(COLCON_CMAKE_ARGS); \
 	fi
 	@touch $@
 
@@ -165,9 +181,9 @@ $(STAMPS)/installed-files: FORCE | $(STAMPS)/venv
 	@find headpose_ros launch config -type f ! -name '*.pyc' ! -path '*/__pycache__/*' | LC_ALL=C sort > $@.tmp
 	@if cmp -s $@.tmp $@; then rm $@.tmp; else mv $@.tmp $@; fi
 
-# 3b. This package: messages, Python package, launchers, launch/ and config/.
-#     (Order-only on tf2_msgs: two colcon runs must not write one prefix at once.)
-$(STAMPS)/build: $(STAMPS)/pip $(STAMPS)/installed-files CMakeLists.txt package.xml $(MSG_FILES) | $(TF2_STAMP)
+# 3c. This package: messages, Python package, launchers, launch/ and config/.
+#     (Order-only on the stand-ins: two colcon runs must not write one prefix at once.)
+$(STAMPS)/build: $(STAMPS)/pip $(STAMPS)/installed-files CMakeLists.txt package.xml $(MSG_FILES) | $(TF2_STAMP) $(HRI_STAMP)
 	@# Drop symlinks left dangling by removed source files.
 	@site=$(SITE_PACKAGES); if [ -d "$$site/headpose_ros" ]; then find "$$site/headpose_ros" -xtype l -delete; fi
 	$(COLCON_BUILD) --paths . $(COLCON_CMAKE_ARGS)
