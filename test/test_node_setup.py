@@ -6,6 +6,7 @@ from __future__ import annotations
 import signal
 import time
 
+import numpy as np
 import pytest
 
 rclpy = pytest.importorskip("rclpy")
@@ -178,3 +179,43 @@ def test_a_second_ctrl_c_while_stopping_ends_the_node_cleanly(ros, prepared_asse
     log = proc.output()
     assert proc.process.returncode == 0, log[-2000:]
     assert "Traceback" not in log and "KeyboardInterrupt" not in log
+
+
+def test_a_camera_mounted_sideways_gets_poses_in_its_own_optical_frame(ros, photo):
+    """image_rotation turns the images upright for the engine; what the node publishes is in the camera's frame."""
+    from headpose_ros.core.rotation import matrix_from_quaternion_xyzw
+    from headpose_ros.core.upright import Upright
+    from headpose_ros.pipeline import create_engine
+
+    from support import single_frame_config
+
+    frame = astronaut_frame(photo)
+    camera = CameraModel.from_field_of_view(640, 480, 60.0, "side_optical_frame")
+    upright = create_engine(single_frame_config()).process(frame, camera, 1.0).heads[0]
+    mounted = Upright(270, 640, 480)  # the camera rolled a quarter turn counter-clockwise
+    seen, seen_camera = mounted.image(frame), mounted.camera(camera)
+    params = {"image_rotation": 90, "tracking.min_hits": 1, "smoothing.enabled": False}
+    with NodeProcess(default_params_file(), params=params, name="side_node",
+                     remaps={"image": "/side/image_raw", "camera_info": "/side/camera_info"}) as proc:
+        client = CameraClient("/side/image_raw", "/side/camera_info", "/side_node/heads", name="side_camera")
+        try:
+            client.wait_for_node(proc, timeout=90)
+            for _ in range(30):
+                client.publish_frame(seen, seen_camera, stamp_now(), "side_optical_frame")
+                if client.wait_until(lambda: any(m.heads for _, m in client.heads), timeout=0.3):
+                    break
+            answers = [m for _, m in client.received()[0] if m.heads]
+        finally:
+            client.close()
+    assert answers, proc.output()[-2000:]
+    head = answers[0].heads[0]
+    assert answers[0].header.frame_id == "side_optical_frame"
+    q = head.pose.pose.orientation
+    R = matrix_from_quaternion_xyzw([q.x, q.y, q.z, q.w])
+    p = head.pose.pose.position
+    angle = np.degrees(np.arccos(np.clip((np.trace(R.T @ mounted.Q @ upright.R) - 1) / 2, -1, 1)))
+    assert angle < 1.0
+    np.testing.assert_allclose([p.x, p.y, p.z], mounted.Q @ upright.t, atol=0.01)
+    box = head.roi  # in the sideways image's own pixels
+    expected = mounted.boxes(upright.box.reshape(1, 4))[0]
+    assert abs(box.x_offset - expected[0]) < 4 and abs(box.y_offset - expected[1]) < 4

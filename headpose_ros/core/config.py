@@ -23,6 +23,7 @@ from typing import Any, Iterator
 BACKENDS = ("landmarks", "hopenet", "fusion")
 DETECTOR_MODELS = ("full_range", "short_range")
 ID_STYLES = ("random", "sequential")
+IMAGE_ROTATIONS = (0, 90, 180, 270)
 ENGINES = ("auto", "onnxruntime", "tensorrt")
 NETWORKS = ("whenet", "hopenet")
 MIRROR_MODES = ("never", "still", "always")
@@ -44,14 +45,14 @@ class Setting:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
-    choices: tuple[str, ...] = ()
+    choices: tuple = ()  # strings, or the only numbers allowed (then low/high are unused)
     live: bool = False
     note: str = ""
 
     def range_text(self) -> str:
         """The allowed values in words: "[0, 1]", "> 0", "one of: a, b"; "" when anything goes."""
         if self.choices:
-            return "one of: " + ", ".join(self.choices)
+            return "one of: " + ", ".join(str(c) for c in self.choices)
         if self.low is not None and self.high is not None:
             return f"{'(' if self.low_open else '['}{self.low:g}, {self.high:g}{')' if self.high_open else ']'}"
         if self.low is not None:
@@ -77,6 +78,8 @@ class Setting:
                 return f"{name} must be {'an integer' if kind is int else 'a number'}, not {value!r}"
             if not math.isfinite(value):
                 return f"{name} must be a finite number in {self.range_text() or 'range'}, not {value!r}"
+            if self.choices and value not in self.choices:
+                return f"{name} must be {self.range_text()}, not {value!r}"
             return self._range_problem(name, value)
         if kind is tuple:
             if not isinstance(value, (tuple, list)):
@@ -357,6 +360,10 @@ class EngineConfig(Settings):
                                      "before processing; boxes are still reported in full-resolution pixels and "
                                      "poses in metres. 0 never shrinks.", low=0, high=65536, live=True,
                                      note="0: never shrink")
+    image_rotation: int = setting(0, "Degrees clockwise (as seen on screen) that turn the camera's images upright: "
+                                  "90 or 270 for a camera mounted sideways, 180 upside down. The faces are found "
+                                  "and measured in the turned image; poses are still reported in the camera's "
+                                  "optical frame and boxes in the image's own pixels.", choices=IMAGE_ROTATIONS)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)

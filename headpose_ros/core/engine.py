@@ -27,6 +27,7 @@ from .models import DETECTORS, FACE_MESH, HEADPOSE_NETWORKS, shrink
 from .track_state import TrackState, track_state_factory
 from .tracking import FaceTracker, ids_of_style
 from .types import FrameResult, HeadPose, Rejection
+from .upright import Upright
 
 
 class ConfigError(ValueError):
@@ -86,6 +87,7 @@ class HeadPoseEngine:
         self._last_stamp: float | None = None
         self._last_size: tuple[int, int] | None = None  # (width, height) of the previous image
         self._fitted_camera: tuple | None = None  # (camera, size, fitted camera) of the previous image
+        self._turned: tuple | None = None  # (camera, size, Upright, fitted camera, turned camera): image_rotation
 
     def _runtime(self, path: Path, max_batch: int) -> Runtime:
         """The runtime for one network, as the inference settings ask (see core.inference.create_runtime)."""
@@ -189,6 +191,10 @@ class HeadPoseEngine:
                 scene: AttentionScene | None = None, boxes: np.ndarray | None = None) -> FrameResult:
         """Head poses, and what each face attends, in one image.
 
+        With image_rotation, the image is turned upright first and the results
+        turned back (core.upright): the arguments and the result are always in
+        the camera's own frame and pixels.
+
         image_rgb: (h, w, 3) uint8, RGB.
         camera: the intrinsics of this image; when its size differs from the
             image's by a pure resize (same aspect ratio) it is scaled to fit.
@@ -202,6 +208,24 @@ class HeadPoseEngine:
             not run, and these are the faces found (core.finding.FaceFinder.given).
         Raises CameraModelError for unusable intrinsics, ValueError for boxes in video mode.
         """
+        if self.config.image_rotation == 0:
+            return self._process(image_rgb, camera, stamp, scene, boxes)
+        size = (image_rgb.shape[1], image_rgb.shape[0])
+        cached = self._turned
+        if cached is None or cached[0] is not camera or cached[1] != size:
+            upright = Upright(self.config.image_rotation, *size)
+            full_camera = camera.validated().fitted_to(*size).validated()
+            self._turned = (camera, size, upright, full_camera, upright.camera(full_camera))
+        _, _, upright, full_camera, turned_camera = self._turned
+        if scene is None and self.attention is not None:
+            scene = place_scene(self.config.attention, full_camera.frame_id)
+        result = self._process(upright.image(image_rgb), turned_camera, stamp, upright.scene(scene),
+                               None if boxes is None else upright.boxes(boxes))
+        return upright.result(result, full_camera)
+
+    def _process(self, image_rgb: np.ndarray, camera: CameraModel, stamp: float,
+                 scene: AttentionScene | None, boxes: np.ndarray | None) -> FrameResult:
+        """process() on an upright image."""
         if boxes is not None and not self.config.tracking.static_image_mode:
             raise ValueError("given face boxes need still images (tracking.static_image_mode)")
         timings: dict[str, float] = {}

@@ -67,9 +67,7 @@ def descriptor(name: str, spec: Setting, default: Any, live: bool) -> ParameterD
                             description=spec.description + ("" if live else " (read-only: restart the node to "
                                                                             "change it)"))
     d.type = _parameter_type(default).value
-    if spec.choices:
-        d.additional_constraints = "one of: " + ", ".join(spec.choices)
-    elif spec.range_text():
+    if spec.range_text():
         d.additional_constraints = spec.range_text()
     closed = spec.low is not None and spec.high is not None and not (spec.low_open or spec.high_open)
     if closed and isinstance(default, float):
