@@ -45,7 +45,7 @@ class Setting:
     high: float | None = None
     low_open: bool = False
     high_open: bool = False
-    choices: tuple = ()  # strings, or the only numbers allowed (then low/high are unused)
+    choices: tuple = ()  # strings, or the only numbers allowed (within low and high)
     live: bool = False
     note: str = ""
 
@@ -363,7 +363,8 @@ class EngineConfig(Settings):
     image_rotation: int = setting(0, "Degrees clockwise (as seen on screen) that turn the camera's images upright: "
                                   "90 or 270 for a camera mounted sideways, 180 upside down. The faces are found "
                                   "and measured in the turned image; poses are still reported in the camera's "
-                                  "optical frame and boxes in the image's own pixels.", choices=IMAGE_ROTATIONS)
+                                  "optical frame and boxes in the image's own pixels.", low=0, high=270,
+                                  choices=IMAGE_ROTATIONS)
     inference: InferenceConfig = field(default_factory=InferenceConfig)
     detection: DetectionConfig = field(default_factory=DetectionConfig)
     landmarks: LandmarksConfig = field(default_factory=LandmarksConfig)
