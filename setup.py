@@ -32,6 +32,8 @@ EXTRAS_REQUIRE = {
     # `headpose-ros eval` and `synth`: AFLW2000's .mat files (scipy.io) and the plots
     # of `eval` and `bench` (matplotlib, drawn off-screen).
     "eval": ["scipy>=1.9", "matplotlib>=3.5"],
+    # `headpose-ros bag`: reading and writing rosbag2 bags (sqlite3, MCAP) without ROS.
+    "bag": ["rosbags>=0.11"],
 }
 
 # GPU-only extras: `pip install 'headpose_ros[tensorrt]'` (engine tensorrt, or auto on a GPU).
