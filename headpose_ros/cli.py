@@ -1,4 +1,4 @@
-"""``headpose-ros``: the command-line face of the engine (no ROS needed except for ``demo``).
+"""headpose-ros: the command-line face of the engine (rclpy only where a command says so: demo, soak, bag).
 
 Each subcommand lives in its own module under ``headpose_ros.tools`` and
 exposes ``add_arguments(parser)`` and ``run(args) -> int``. Modules are
@@ -20,6 +20,7 @@ COMMANDS = {
     "soak": ("headpose_ros.tools.soak", "the node under sustained or burst load: drops, latency, memory"),
     "eval": ("headpose_ros.tools.eval", "accuracy on a head-pose dataset, or consistency on real photos"),
     "synth": ("headpose_ros.tools.synth", "render a ground-truth head-pose set from real photos"),
+    "bag": ("headpose_ros.tools.bag", "the node's outputs for a recorded bag, computed offline into a new bag"),
     "demo": ("headpose_ros.tools.demo", "run the node over DDS on a built-in image sequence, a video or a camera"),
     "export-hopenet": ("headpose_ros.tools.export_hopenet", "convert the authors' Hopenet checkpoint to ONNX"),
 }

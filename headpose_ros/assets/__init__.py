@@ -18,6 +18,9 @@ One module per concern:
   ``<cache>/downloads/`` and reading one member out of it, sha256-checked.
 - ``prepare``: ``prepare_models``, ``prepare_photos``, ``reference_package``:
   the orchestration of the above and the conversions.
+- ``transfer``: ``export_assets`` / ``import_assets``: the prepared, verified
+  files copied into a plain folder, and installed from one into another
+  machine's cache after checking them (a robot without the converters).
 - ``convert``: the conversions (``mediapipe``: tflite -> ONNX, verified
   against LiteRT; ``whenet`` with ``efficientnet``: Keras h5 -> torch -> ONNX,
   verified against stored Keras outputs; ``hopenet``: the authors' checkpoint
@@ -36,6 +39,7 @@ from .specs import (MODEL_NAMES, MODELS, PHOTO_NAMES, PHOTOS, H5ModelSpec, Model
                     TensorSpec)
 from .store import (AssetError, ModelStore, cache_dir, cache_status, model_manifest, model_path, photo_path,
                     read_photo)
+from .transfer import export_assets, import_assets
 
 __all__ = [
     "AssetError",
@@ -51,6 +55,8 @@ __all__ = [
     "TensorSpec",
     "cache_dir",
     "cache_status",
+    "export_assets",
+    "import_assets",
     "model_manifest",
     "model_path",
     "photo_path",

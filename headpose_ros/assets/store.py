@@ -135,10 +135,11 @@ def check_model(name: str, folder: Path | None = None) -> tuple[Path, dict | Non
     return onnx_path, manifest, None
 
 
-def check_photo(name: str) -> tuple[Path, str | None]:
-    """(photo path, problem). ``problem`` is None when the photo is usable."""
+def check_photo(name: str, folder: Path | None = None) -> tuple[Path, str | None]:
+    """(photo path, problem) of photo ``name`` in the cache (or in `folder`, laid out as the cache's photos
+    folder). ``problem`` is None when the photo is usable."""
     spec = photo_spec(name)
-    path = cache_dir() / "photos" / spec.filename
+    path = (cache_dir() / "photos" if folder is None else folder) / spec.filename
     if not path.is_file():
         return path, "not prepared"
     if sha256_file(path) != spec.sha256:
@@ -246,7 +247,8 @@ class ModelStore:
         if problem:
             raise AssetError(f"model {asset} {problem} in model_dir {folder} (each <model>.onnx needs its "
                              f"<model>.json manifest beside it: copy both from a cache prepared by `make setup`, "
-                             f"{cache_dir() / 'models'}; or opt out of the check with model_dir_unchecked)")
+                             f"{cache_dir() / 'models'}, or export such a folder with `headpose-ros prepare --export "
+                             f"DIR`; or opt out of the check with model_dir_unchecked)")
         return path
 
     @property
