@@ -36,7 +36,7 @@ EXTRAS_REQUIRE = {
     "bag": ["rosbags>=0.11"],
 }
 
-# GPU-only extras: `pip install 'headpose_ros[tensorrt]'` (engine tensorrt, or auto on a GPU).
+# GPU-only extras: `pip install '.[tensorrt]'` in the clone (engine tensorrt, or auto on a GPU).
 # Kept out of EXTRAS_REQUIRE on purpose: `make setup` installs every extra in that literal
 # into the development venv, and TensorRT's wheels are gigabytes that only help on a
 # machine with an NVIDIA GPU. TensorRT 10 (11 drops the FP16 builder flag the engine uses),

@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-torch = pytest.importorskip("torch", reason="the Hopenet converter needs torch (pip install 'headpose_ros[convert]')")
+torch = pytest.importorskip("torch", reason="the Hopenet converter needs torch (pip install '.[convert]' in the clone)")
 
 from headpose_ros import assets  # noqa: E402
 from headpose_ros.assets.convert import hopenet  # noqa: E402

@@ -111,7 +111,7 @@ def plot_error_vs_yaw(outcomes: dict[str, dict[str, list[Outcome]]], path: Path,
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        return f"matplotlib is not installed ({exc}); pip install 'headpose_ros[eval]'"
+        return f"matplotlib is not installed ({exc}); pip install '.[eval]' in the headpose_ros clone"
     fig, ax = plt.subplots(figsize=(8, 4.5), dpi=110)
     edges = np.arange(-90, 91, 15)
     for protocol, by_backend in outcomes.items():

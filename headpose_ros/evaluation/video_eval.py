@@ -337,7 +337,7 @@ def plot_video(results: dict[str, dict], rate_hz: float, path: Path) -> str | No
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError as exc:
-        return f"matplotlib is not installed ({exc}); pip install 'headpose_ros[eval]'"
+        return f"matplotlib is not installed ({exc}); pip install '.[eval]' in the headpose_ros clone"
     fig, axes = plt.subplots(len(results), 2, figsize=(11, 2.4 * len(results)), dpi=100, squeeze=False)
     for row, (seq, backends) in enumerate(results.items()):
         for k, (backend, s) in enumerate(backends.items()):

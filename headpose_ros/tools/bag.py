@@ -1,6 +1,6 @@
 """``headpose-ros bag``: run the engine over a recorded rosbag2 bag offline, into a new bag.
 
-IN is read with the pure-Python `rosbags` library (``pip install 'headpose_ros[bag]'``;
+IN is read with the pure-Python `rosbags` library (``pip install '.[bag]'`` in the headpose_ros clone;
 sqlite3 and MCAP storage, no ROS needed to read). Its images, Image or
 CompressedImage, go through one HeadPoseEngine in the bag's order, as a
 video: tracking and smoothing are timed by the images' header stamps (by the

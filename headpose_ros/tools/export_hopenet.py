@@ -10,7 +10,7 @@ The checkpoint is read with ``torch.load(weights_only=True)`` only (a pickle tha
 would run code is refused), its keys and shapes are checked against Hopenet
 (ResNet-50, 66 bins per angle), and the ONNX export is run in ONNX Runtime against
 torch before it is written (atomically). Needs torch and onnx
-(``pip install 'headpose_ros[convert]'``); the engine itself never imports torch.
+(``pip install '.[convert]'`` in the headpose_ros clone); the engine itself never imports torch.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 from headpose_ros.cli import CommandError
 from headpose_ros.core.files import sha256_file
 
-INSTALL_HINT = "pip install 'headpose_ros[convert]' (or: pip install torch onnx)"
+INSTALL_HINT = "pip install '.[convert]' in the headpose_ros clone (or: pip install torch onnx)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -29,7 +29,7 @@ from ...core.files import sha256_file
 from ..store import MANIFEST_FORMAT, AssetError
 
 #: Extra that installs the converters (see ``import_tools``).
-CONVERT_HINT = "pip install 'headpose_ros[convert]' (or run `make setup`)"
+CONVERT_HINT = "pip install '.[convert]' in the headpose_ros clone (or run `make setup`)"
 #: Batched and single-image runs of a dynamic-batch model must agree this well.
 BATCH_TOLERANCE = 1e-4
 #: ONNX Runtime intra-op thread counts the conversion is verified with.

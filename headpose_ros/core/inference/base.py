@@ -6,7 +6,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-TENSORRT_INSTALL_HINT = "pip install 'headpose_ros[tensorrt]'"
+TENSORRT_INSTALL_HINT = "pip install '.[tensorrt]' in the headpose_ros clone"
 
 
 class InferenceError(RuntimeError):

@@ -148,7 +148,7 @@ def plot(results: dict, path: Path) -> str | None:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
     except ImportError as exc:
-        return f"matplotlib is not installed ({exc}); pip install 'headpose_ros[eval]'"
+        return f"matplotlib is not installed ({exc}); pip install '.[eval]' in the headpose_ros clone"
     counts = [str(n) for n in results["faces"]]
     naive = {} if "skipped" in results["naive"] else results["naive"]
     engines = list(results["engines"])
