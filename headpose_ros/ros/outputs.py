@@ -1,4 +1,5 @@
-"""Everything the node publishes about one image: ~/heads, /tf, ~/attention and its events, ~/markers, ~/debug_image.
+"""Everything the node publishes about one image: ~/heads, /tf, ~/attention and its events, ~/markers, ~/debug_image,
+and the ROS4HRI topics (ros.ros4hri) when enabled.
 
 Each message is stamped with the image's header (REP-155). Markers and the
 debug image are built only while something subscribes to them.
@@ -18,6 +19,7 @@ from ..core.visualization import annotate
 from .markers import MarkerIds, marker_array
 from .messages import attention_array, attention_event, face_transforms, head_pose_array
 from .parameters import NodeConfig
+from .ros4hri import Ros4HriPublisher
 from .tf_publisher import TfPublisher
 
 
@@ -38,6 +40,7 @@ class ResultPublisher:
         self.markers = node.create_publisher(MarkerArray, "~/markers", 10) if settings.publish_markers else None
         self.marker_ids = MarkerIds()
         self.debug_image = node.create_publisher(Image, "~/debug_image", 2)
+        self.ros4hri = Ros4HriPublisher(node, settings.ros4hri) if settings.ros4hri.enabled else None
 
     def publish(self, header, result: FrameResult, rgb, attention_config: AttentionConfig) -> None:
         """Publish one image's result; `header` is the image's (its frame replaced by camera_frame when set)."""
@@ -46,6 +49,8 @@ class ResultPublisher:
         height, width = rgb.shape[:2]
         self.heads.publish(head_pose_array(header, result.heads, width, height))
         self._publish_tf(header, result.heads)
+        if self.ros4hri is not None:
+            self.ros4hri.publish(header, result, rgb)
         by_face = {a.face_id: a for a in result.attention}
         if self.attention is not None:
             self.attention.publish(attention_array(header, result.attention))
@@ -64,6 +69,11 @@ class ResultPublisher:
             self.debug_image.publish(Image(header=header, height=canvas.shape[0], width=canvas.shape[1],
                                            encoding="bgr8", is_bigendian=0, step=canvas.shape[1] * 3,
                                            data=canvas.tobytes()))
+
+    def close(self, stamp) -> None:
+        """No face is left (the node stops or pauses): the ROS4HRI topics say so."""
+        if self.ros4hri is not None:
+            self.ros4hri.close(Header(stamp=stamp, frame_id=self.settings.camera_frame))
 
     def _publish_tf(self, header, heads) -> None:
         if self.tf is None or not heads:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable
 
 import yaml
@@ -28,6 +28,14 @@ TRANSPORTS = ("raw", "compressed")
 
 class StartupError(RuntimeError):
     """The node cannot start; the message says why and what fixes it."""
+
+
+@dataclass(frozen=True)
+class Ros4HriConfig(Settings):
+    enabled: bool = setting(False, "Also publish the ROS4HRI (REP-155) face topics: /humans/faces/tracked, "
+                            "/humans/faces/<id>/roi, cropped and aligned, and /humans/interactions/gazing (hri_msgs).")
+    face_image_size: int = setting(128, "Side in pixels of the /cropped and /aligned face images (REP-155's "
+                                   "/humans/faces/width and height default).", low=16, high=1024)
 
 
 @dataclass(frozen=True)
@@ -55,10 +63,11 @@ class NodeConfig(Settings):
                                                  "say so; 0 publishes no pose until a calibrated CameraInfo "
                                                  "arrives.", low=0.0, high=180.0, high_open=True, note="0: off")
     model_dir: str = setting("", "Directory holding the converted .onnx models, each with its .json manifest "
-                             "beside it (a copy of a prepared cache's models folder); empty uses the asset cache "
-                             "filled by `make setup`.")
+                             "beside it (a folder written by `headpose-ros prepare --export`); empty uses the asset "
+                             "cache filled by `make setup` or `prepare --import`.")
     model_dir_unchecked: bool = setting(False, "Use the .onnx files of model_dir as they are, without checking "
                                         "them against their manifests (models converted some other way).")
+    ros4hri: Ros4HriConfig = field(default_factory=Ros4HriConfig)
 
 
 def descriptor(name: str, spec: Setting, default: Any, live: bool) -> ParameterDescriptor:
