@@ -104,6 +104,7 @@ setup: $(STAMPS)/build
 	@# A pip-installed headpose_ros has headpose_node in bin/ (setup.py's
 	@# console_scripts); give the colcon-built venv the same command.
 	@ln -sfn ../lib/headpose_ros/headpose_node $(VENV)/bin/headpose_node
+	@ln -sfn ../lib/headpose_ros/headpose_lifecycle_node $(VENV)/bin/headpose_lifecycle_node
 	@# Fetch, convert and verify the models and sample photos, into a cache
 	@# outside the source tree (quick when the cache is complete).
 	$(RUN) $(VENV)/bin/headpose-ros prepare

@@ -78,6 +78,7 @@ setup(
         "console_scripts": [
             "headpose-ros=headpose_ros.cli:main",
             "headpose_node=headpose_ros.ros.node:main",
+            "headpose_lifecycle_node=headpose_ros.ros.node:lifecycle_main",
         ],
     },
     classifiers=[

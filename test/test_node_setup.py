@@ -219,3 +219,76 @@ def test_a_camera_mounted_sideways_gets_poses_in_its_own_optical_frame(ros, phot
     box = head.roi  # in the sideways image's own pixels
     expected = mounted.boxes(upright.box.reshape(1, 4))[0]
     assert abs(box.x_offset - expected[0]) < 4 and abs(box.y_offset - expected[1]) < 4
+
+
+def change_state(asker, clients, node_name: str, transition: int) -> bool:
+    from lifecycle_msgs.srv import ChangeState
+
+    client = clients.setdefault(("change", node_name),
+                                asker.create_client(ChangeState, f"/{node_name}/change_state"))
+    request = ChangeState.Request()
+    request.transition.id = transition
+    return call(asker, client, request, timeout=60).success
+
+
+def current_state(asker, clients, node_name: str) -> str:
+    from lifecycle_msgs.srv import GetState
+
+    client = clients.setdefault(("get", node_name), asker.create_client(GetState, f"/{node_name}/get_state"))
+    return call(asker, client, GetState.Request()).current_state.label
+
+
+def test_the_managed_node_loads_serves_pauses_and_frees_on_its_transitions(ros, photo):
+    """headpose_lifecycle_node: configure loads the models, activate subscribes and publishes, deactivate stops
+    processing and keeps the models, cleanup frees them. Driven through the lifecycle services."""
+    from lifecycle_msgs.msg import Transition
+
+    camera = CameraModel.from_field_of_view(640, 480, 60.0, "managed_optical_frame")
+    frame = astronaut_frame(photo)
+    params = {"tracking.min_hits": 1}
+    with NodeProcess(default_params_file(), params=params, name="managed_node", executable="headpose_lifecycle_node",
+                     remaps={"image": "/managed/image_raw", "camera_info": "/managed/camera_info"}) as proc:
+        asker, clients = Node("lifecycle_asker"), {}
+        client = CameraClient("/managed/image_raw", "/managed/camera_info", "/managed_node/heads",
+                              name="managed_camera")
+        try:
+            def answers(seconds: float) -> int:
+                """How many HeadPoseArrays with a face come back while publishing for `seconds`."""
+                before = len([m for _, m in client.received()[0] if m.heads])
+                end = time.monotonic() + seconds
+                while time.monotonic() < end:
+                    client.publish_frame(frame, camera, stamp_now(), "managed_optical_frame")
+                    time.sleep(0.1)
+                time.sleep(0.5)
+                return len([m for _, m in client.received()[0] if m.heads]) - before
+
+            assert current_state(asker, clients, "managed_node") == "unconfigured"
+            assert "models loaded" not in proc.output() and client.image_pub.get_subscription_count() == 0
+            assert change_state(asker, clients, "managed_node", Transition.TRANSITION_CONFIGURE)
+            assert current_state(asker, clients, "managed_node") == "inactive"
+            assert "configured: models loaded" in proc.output()
+            loaded = proc.output().count("engine auto for face_landmark.onnx")
+            assert loaded >= 1
+            assert client.image_pub.get_subscription_count() == 0  # configured, not reading images
+
+            assert change_state(asker, clients, "managed_node", Transition.TRANSITION_ACTIVATE)
+            client.wait_for_node(proc, timeout=30)
+            assert answers(3.0) > 0
+
+            assert change_state(asker, clients, "managed_node", Transition.TRANSITION_DEACTIVATE)
+            assert client.wait_until(lambda: client.image_pub.get_subscription_count() == 0, timeout=10)
+            assert answers(1.5) == 0  # inactive: nothing processed
+
+            assert change_state(asker, clients, "managed_node", Transition.TRANSITION_ACTIVATE)
+            client.wait_for_node(proc, timeout=30)
+            assert answers(3.0) > 0
+            assert proc.output().count("engine auto for face_landmark.onnx") == loaded  # the models were kept
+
+            assert change_state(asker, clients, "managed_node", Transition.TRANSITION_DEACTIVATE)
+            assert change_state(asker, clients, "managed_node", Transition.TRANSITION_CLEANUP)
+            assert current_state(asker, clients, "managed_node") == "unconfigured"
+            assert "unconfigured: models freed" in proc.output()
+        finally:
+            client.close()
+            asker.destroy_node()
+    assert proc.process.returncode == 0 and "Traceback" not in proc.output()

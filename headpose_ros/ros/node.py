@@ -26,6 +26,7 @@ import rclpy
 import rclpy.executors
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.clock import Clock, ClockType
+from rclpy.lifecycle import LifecycleNode, LifecycleState, TransitionCallbackReturn
 from rclpy.node import Node
 from rclpy.qos import DurabilityPolicy, HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import CompressedImage, Image
@@ -42,6 +43,7 @@ from .intrinsics import IntrinsicsSource
 from .outputs import ResultPublisher
 from .parameters import (NodeConfig, StartupError, declare_all, declare_targets, live_change, params_file_problems,
                          ros_params_files, unknown_parameters)
+from .ros4hri import ros4hri_problems
 from .targets import TargetError, TargetResolver
 
 
@@ -55,11 +57,17 @@ def input_qos(reliability: str) -> QoSProfile:
     )
 
 
-class HeadPoseNode(Node):
-    """argv: the command line, for the --params-file checks (default: sys.argv)."""
+class HeadPoseWork:
+    """What headpose_node does, in the phases of a managed node (mixed into a rclpy Node or LifecycleNode):
 
-    def __init__(self, argv: list[str] | None = None, **kwargs):
-        super().__init__("headpose_node", **kwargs)
+    declare: parameters, checked (at construction); load: the models and the attention targets (configure);
+    start: subscriptions, publishers and timers (activate); stop: all of those gone, the models kept
+    (deactivate); unload: the models freed (cleanup). HeadPoseNode runs declare, load and start at once.
+    """
+
+    engine = None  # the HeadPoseEngine while loaded
+
+    def _declare(self, argv: list[str]) -> None:
         self.config: EngineConfig = declare_all(self, EngineConfig(), LIVE_SETTINGS)
         self.config = with_values(self.config, {
             "attention.targets": declare_targets(self, self.config.attention.target_names)})
@@ -67,28 +75,51 @@ class HeadPoseNode(Node):
         problems = self.settings.problems()
         if problems:
             raise StartupError("; ".join(problems))
-        self._check_given_parameters(sys.argv if argv is None else argv)
+        self._check_given_parameters(argv)
         if self.config.tracking.id_prefix == AUTO_ID_PREFIX:
             self.config = with_values(self.config, {"tracking.id_prefix": ids_scope(self.get_fully_qualified_name())})
         n = self.settings
+        if n.ros4hri.enabled:
+            problems = ros4hri_problems(n.face_frame_prefix, n.gaze_frame_prefix, self.config.tracking.id_prefix,
+                                        self.config.tracking.id_style)
+            if problems:
+                raise StartupError("; ".join(problems))
+            if not n.publish_tf:
+                self.get_logger().warn("ros4hri.enabled without publish_tf: ROS4HRI clients look up the face_<id> "
+                                       "frames on /tf and will not find them")
+        self._warned: dict[str, float] = {}  # message -> when it was last logged (_warn_each)
+        self._entities: dict[str, tuple] = {}  # phase -> what it created (publishers, subscriptions, timers)
+        self.add_on_set_parameters_callback(self._on_set_parameters)
+
+    def _load(self) -> None:
+        n = self.settings
+        before = self._entity_sets()
         try:
             self.engine = create_engine(self.config, model_dir=n.model_dir, unchecked_models=n.model_dir_unchecked,
                                         log=self.get_logger().info)
         except (ConfigError, InferenceError, AssetError, OSError, ValueError) as exc:
             raise StartupError(str(exc)) from None
+        try:
+            self._setup_attention()
+        except StartupError:
+            self.engine = None
+            self._destroy(self._created_since(before))
+            raise
+        self._entities["load"] = self._created_since(before)
 
+    def _start(self) -> None:
+        n = self.settings
+        before = self._entity_sets()
         self.stats = PipelineStats()
         self.loss = ImageLoss()
         self._started = time.monotonic()
         self._last_image_time: float | None = None
         self._last_heads = 0
         self._image_camera_problem = ""  # why the latest image's intrinsics were refused at its size ("" if not)
-        self._warned: dict[str, float] = {}  # message -> when it was last logged (_warn_each)
         self._last_reasons: set[str] = set()  # why faces of the previous image were not measured
 
         qos = input_qos(n.image_reliability)
         self.diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
-        self._setup_attention()
         self.outputs = ResultPublisher(self, n, attention=self.targets is not None)
         self.intrinsics = IntrinsicsSource(self, "camera_info", qos, n.fallback_horizontal_fov_deg, self._warn_each,
                                            on_stamp=self.loss.on_camera_info)
@@ -98,7 +129,6 @@ class HeadPoseNode(Node):
             self.image_sub = self.create_subscription(CompressedImage, topic, self._on_compressed, qos)
         else:
             self.image_sub = self.create_subscription(Image, "image", self._on_image, qos)
-        self.add_on_set_parameters_callback(self._on_set_parameters)
         # Health is judged in real time, also under use_sim_time (a paused or absent /clock
         # must not silence the diagnostics and the waiting warnings).
         steady = Clock(clock_type=ClockType.STEADY_TIME)
@@ -108,6 +138,7 @@ class HeadPoseNode(Node):
         # name: look for one once discovery has had time, and again a little later.
         self._name_checks_left = 3
         self._name_check = self.create_timer(3.0, self._check_unique_name, clock=steady)
+        self._entities["start"] = self._created_since(before)
 
         models = ", ".join(f"{k}: {v}" for k, v in self.engine.describe().items())
         prefix = self.config.tracking.id_prefix
@@ -117,6 +148,37 @@ class HeadPoseNode(Node):
             f"heads '{self.outputs.heads.topic_name}', "
             f"tf {frames} via {self.outputs.tf.backend if self.outputs.tf else '-'}; {models}"
         )
+
+    def _stop(self) -> None:
+        """Stop reading images and publishing; the models and the tracks' state stay."""
+        if "start" not in self._entities:
+            return
+        try:
+            self.outputs.close(self.get_clock().now().to_msg())
+        except Exception as exc:  # the context may already be shut down (Ctrl-C): nobody to tell
+            self.get_logger().debug(f"could not say that no face is left: {exc}")
+        self._destroy(self._entities.pop("start"))
+
+    def _unload(self) -> None:
+        self._stop()
+        self._destroy(self._entities.pop("load", ((), (), ())))
+        self.engine = None
+        self.targets = None
+
+    def _entity_sets(self) -> tuple[set, set, set]:
+        return set(self.publishers), set(self.subscriptions), set(self.timers)
+
+    def _created_since(self, before: tuple[set, set, set]) -> tuple:
+        return tuple(now - was for now, was in zip(self._entity_sets(), before))
+
+    def _destroy(self, entities: tuple) -> None:
+        publishers, subscriptions, timers = entities
+        for timer in timers:
+            self.destroy_timer(timer)
+        for subscription in subscriptions:
+            self.destroy_subscription(subscription)
+        for publisher in publishers:
+            self.destroy_publisher(publisher)
 
     def _check_given_parameters(self, argv: list[str]) -> None:
         """Warn about each parameter given that the node does not have, and each params file meant for another
@@ -156,7 +218,8 @@ class HeadPoseNode(Node):
 
     def _on_set_parameters(self, params):
         """Apply changes of the live settings at once, or refuse them with the reason (read-only ones never get here)."""
-        self.config, result = live_change(self.config, params, self.engine.apply, self.get_logger())
+        apply = self.engine.apply if self.engine is not None else (lambda config: None)
+        self.config, result = live_change(self.config, params, apply, self.get_logger())
         return result
 
     # -- callbacks ----------------------------------------------------------------------------
@@ -287,7 +350,67 @@ class HeadPoseNode(Node):
         ))
 
 
-def main(args: list[str] | None = None) -> int:
+class HeadPoseNode(HeadPoseWork, Node):
+    """headpose_node: loads its models and starts serving at once. argv: the command line, for the
+    --params-file checks (default: sys.argv)."""
+
+    def __init__(self, argv: list[str] | None = None, **kwargs):
+        super().__init__("headpose_node", **kwargs)
+        self._declare(sys.argv if argv is None else argv)
+        self._load()
+        self._start()
+
+    def close(self) -> None:
+        self._stop()
+
+
+class HeadPoseLifecycleNode(HeadPoseWork, LifecycleNode):
+    """headpose_node as a managed node (headpose_lifecycle_node): configure loads the models, activate subscribes
+    and publishes, deactivate stops processing and keeps the models, cleanup frees them."""
+
+    def __init__(self, argv: list[str] | None = None, **kwargs):
+        super().__init__("headpose_node", **kwargs)
+        self._declare(sys.argv if argv is None else argv)
+        self.targets = None
+        self.get_logger().info("unconfigured: `ros2 lifecycle set <node> configure` loads the models")
+
+    def on_configure(self, state: LifecycleState) -> TransitionCallbackReturn:
+        try:
+            self._load()
+        except StartupError as exc:
+            self.get_logger().error(f"cannot configure: {exc}")
+            return TransitionCallbackReturn.FAILURE
+        self.get_logger().info("configured: models loaded; activate to serve images")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_activate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._start()
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_deactivate(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._stop()
+        self.get_logger().info("inactive: not reading images; the models stay loaded")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_cleanup(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unload()
+        self.get_logger().info("unconfigured: models freed")
+        return TransitionCallbackReturn.SUCCESS
+
+    def on_shutdown(self, state: LifecycleState) -> TransitionCallbackReturn:
+        self._unload()
+        return TransitionCallbackReturn.SUCCESS
+
+    def close(self) -> None:
+        self._stop()
+
+
+def lifecycle_main(args: list[str] | None = None) -> int:
+    """headpose_lifecycle_node: the same node, managed."""
+    return main(args, node_class=HeadPoseLifecycleNode)
+
+
+def main(args: list[str] | None = None, node_class: type = HeadPoseNode) -> int:
     try:
         rclpy.init(args=args)
     except Exception as exc:  # rcl's own errors (an unreadable --params-file, bad --ros-args) are RCLError
@@ -298,7 +421,7 @@ def main(args: list[str] | None = None) -> int:
         return 1
     node = None
     try:
-        node = HeadPoseNode(sys.argv if args is None else args)
+        node = node_class(sys.argv if args is None else args)
         rclpy.spin(node)
     except StartupError as exc:
         rclpy.logging.get_logger("headpose_node").fatal(f"cannot start: {exc}")
@@ -309,6 +432,7 @@ def main(args: list[str] | None = None) -> int:
         # A second Ctrl-C while shutting down would interrupt the clean-up with a traceback: it is over anyway.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         if node is not None:
+            node.close()
             node.destroy_node()
         rclpy.try_shutdown()
     return 0

@@ -115,15 +115,17 @@ def ros_with_env(env: dict[str, str]):
         os.environ.update(saved)
 
 
-def node_command() -> list[str]:
-    """How a user starts the node here: the installed executable beside this Python, else on PATH."""
-    beside = Path(sys.executable).parent / "headpose_node"
+def node_command(executable: str = "headpose_node") -> list[str]:
+    """How a user starts the node (or headpose_lifecycle_node) here: the installed executable beside this
+    Python, else on PATH."""
+    beside = Path(sys.executable).parent / executable
     if beside.exists():
         return [str(beside)]
-    found = shutil.which("headpose_node")
+    found = shutil.which(executable)
     if found:
         return [found]
-    return [sys.executable, "-m", "headpose_ros.ros.node"]
+    entry = "lifecycle_main" if executable == "headpose_lifecycle_node" else "main"
+    return [sys.executable, "-c", f"import sys; from headpose_ros.ros.node import {entry}; sys.exit({entry}())"]
 
 
 class NodeProcess:
@@ -131,16 +133,18 @@ class NodeProcess:
 
     params: -p overrides (name -> value); remaps: -r from:=to; namespace: -r __ns:= (empty: none).
     keep_log: leave the log file behind (for a user to read); otherwise it goes when this process ends.
+    executable: headpose_node, or headpose_lifecycle_node for the managed node.
     """
 
     def __init__(self, params_file: Path | None = None, params: dict | None = None, remaps: dict | None = None,
-                 env: dict | None = None, name: str = "headpose_node", namespace: str = "", keep_log: bool = False):
+                 env: dict | None = None, name: str = "headpose_node", namespace: str = "", keep_log: bool = False,
+                 executable: str = "headpose_node"):
         fd, log = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
         os.close(fd)
         self.log_path = Path(log)
         if not keep_log:
             atexit.register(self.log_path.unlink, missing_ok=True)
-        args = node_command() + ["--ros-args", "-r", f"__node:={name}"]
+        args = node_command(executable) + ["--ros-args", "-r", f"__node:={name}"]
         if namespace:
             args += ["-r", f"__ns:={namespace}"]
         if params_file is not None:
