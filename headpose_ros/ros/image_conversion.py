@@ -1,8 +1,12 @@
-"""sensor_msgs/Image and CameraInfo fields to numpy and CameraModel, without cv_bridge.
+"""sensor_msgs/Image, CompressedImage and CameraInfo to numpy and CameraModel.
 
-Pure functions of message fields (no rclpy import), so they are tested, and
-fuzzed, without ROS. Every failure is an ImageConversionError whose message
-names the problem and what would fix it.
+ImageDecoder converts with ROS's cv_bridge where it is installed (a ROS 2
+install), and with this module's own converter where it is not (the PyPI
+world has no ROS 2 cv_bridge), or where cv_bridge refuses an encoding that
+the converter takes. Both give the same arrays. The converter's functions take
+message fields (no rclpy import), so they are tested, and fuzzed, without ROS.
+Every failure is an ImageConversionError whose message names the problem and
+what would fix it.
 """
 
 from __future__ import annotations
@@ -98,6 +102,37 @@ def compressed_to_rgb(fmt: str, data) -> np.ndarray:
     if decoded is None or decoded.size == 0:
         raise ImageConversionError(f"cannot decode the compressed image ({buf.size} bytes, format '{fmt}'): {reason}")
     return cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+
+
+class ImageDecoder:
+    """Image and CompressedImage messages to (h, w, 3) uint8 RGB arrays; `backend` says which converter."""
+
+    def __init__(self, use_cv_bridge: bool = True):
+        self._bridge = None
+        self.backend = "headpose_ros's converter (cv_bridge is not installed)"
+        if use_cv_bridge:
+            try:
+                from cv_bridge import CvBridge
+            except ImportError:
+                return
+            self._bridge = CvBridge()
+            self.backend = "cv_bridge"
+
+    def image(self, msg) -> np.ndarray:
+        if self._bridge is not None:
+            try:
+                return np.ascontiguousarray(self._bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+            except Exception:  # an encoding or a layout cv_bridge refuses: the converter takes it, or says why not
+                pass
+        return image_to_rgb(msg.encoding, msg.width, msg.height, msg.step, msg.data)
+
+    def compressed(self, msg) -> np.ndarray:
+        if self._bridge is not None and "compresseddepth" not in msg.format.lower().replace(" ", ""):
+            try:
+                return np.ascontiguousarray(self._bridge.compressed_imgmsg_to_cv2(msg, desired_encoding="rgb8"))
+            except Exception:
+                pass
+        return compressed_to_rgb(msg.format, msg.data)
 
 
 def camera_from_info(

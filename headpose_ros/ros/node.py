@@ -38,7 +38,7 @@ from ..core.engine import ConfigError
 from ..core.inference import InferenceError
 from ..pipeline import create_engine
 from .diagnostics import ImageLoss, PipelineStats, diagnostics_message, diagnostics_values, health
-from .image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
+from .image_conversion import ImageConversionError, ImageDecoder
 from .intrinsics import IntrinsicsSource
 from .outputs import ResultPublisher
 from .parameters import (NodeConfig, StartupError, declare_all, declare_targets, live_change, params_file_problems,
@@ -89,6 +89,7 @@ class HeadPoseWork:
                                        "frames on /tf and will not find them")
         self._warned: dict[str, float] = {}  # message -> when it was last logged (_warn_each)
         self._entities: dict[str, tuple] = {}  # phase -> what it created (publishers, subscriptions, timers)
+        self.decoder = ImageDecoder()
         self.add_on_set_parameters_callback(self._on_set_parameters)
 
     def _load(self) -> None:
@@ -146,7 +147,8 @@ class HeadPoseWork:
         self.get_logger().info(
             f"ready: image '{self.image_sub.topic_name}', camera_info '{self.intrinsics.topic}', "
             f"heads '{self.outputs.heads.topic_name}', "
-            f"tf {frames} via {self.outputs.tf.backend if self.outputs.tf else '-'}; {models}"
+            f"tf {frames} via {self.outputs.tf.backend if self.outputs.tf else '-'}; images via "
+            f"{self.decoder.backend}; {models}"
         )
 
     def _stop(self) -> None:
@@ -225,10 +227,10 @@ class HeadPoseWork:
     # -- callbacks ----------------------------------------------------------------------------
 
     def _on_image(self, msg: Image) -> None:
-        self._on_input(msg.header, lambda: image_to_rgb(msg.encoding, msg.width, msg.height, msg.step, msg.data))
+        self._on_input(msg.header, lambda: self.decoder.image(msg))
 
     def _on_compressed(self, msg: CompressedImage) -> None:
-        self._on_input(msg.header, lambda: compressed_to_rgb(msg.format, msg.data))
+        self._on_input(msg.header, lambda: self.decoder.compressed(msg))
 
     def _on_input(self, header, decode) -> None:
         start = time.perf_counter()
