@@ -10,7 +10,8 @@ RATE_HZ = 15.0
 
 
 def demo_sequence(frames: int = 120):
-    """The demo's built-in sequence (the astronaut panned, rolled, mirrored) and its ideal 60 degree camera."""
+    """The astronaut panned, rolled and mirrored (the demo's former built-in sequence, kept for comparable bench
+    figures) and its ideal 60 degree camera."""
     from ... import assets
     from ...core.camera import CameraModel
     from ..demo import DEMO_FOV_DEG, FRAME_SIZE, OPTICAL_FRAME, builtin_sequence
