@@ -220,18 +220,25 @@ def test_a_wrongly_typed_array_stops_the_start_up_naming_it(make_node):
         declare_all(names, EngineConfig(), LIVE_SETTINGS)
 
 
+def test_a_named_target_without_any_parameter_stops_the_start(make_node):
+    """Before: target_names: [plant] alone put the plant at the camera's origin without a word."""
+    node = make_node([Parameter("attention.targets.screen.offset", value=[0.35, 0.0, 0.1])])
+    with pytest.raises(StartupError, match=r"attention.target_names names 'plant', but attention.targets.plant is "
+                                           r"not given: set its frame and offset"):
+        declare_targets(node, ("screen", "plant"))
+
+
 def test_declare_targets_builds_each_named_target_from_its_parameters(make_node):
     node = make_node([Parameter("attention.targets.screen.offset", value=[0.35, 0.0, 0.1]),
                       Parameter("attention.targets.screen.cone_half_angle_deg", value=10.0),
                       Parameter("attention.targets.door.frame", value="map"),
                       Parameter("attention.targets.door.offset", value=[2.0, -1.0, 0.0])])
-    targets = declare_targets(node, ("screen", "door", "plant"))
+    targets = declare_targets(node, ("screen", "door"))
     assert targets == (
         TargetConfig(name="screen", frame="", offset=(0.35, 0.0, 0.1), cone_half_angle_deg=10.0),
         TargetConfig(name="door", frame="map", offset=(2.0, -1.0, 0.0), cone_half_angle_deg=0.0),
-        TargetConfig(name="plant", frame="", offset=(0.0, 0.0, 0.0), cone_half_angle_deg=0.0),  # all defaults
     )
-    assert node.has_parameter("attention.targets.plant.frame")
+    assert node.has_parameter("attention.targets.door.cone_half_angle_deg")
     # The name is the key, not a parameter of its own.
     assert not node.has_parameter("attention.targets.screen.name")
     assert node.describe_parameter("attention.targets.screen.offset").read_only is True

@@ -135,10 +135,16 @@ def declare_all(node, config: Settings, live: frozenset[str] = frozenset()) -> S
 def declare_targets(node, names: tuple[str, ...]) -> tuple[TargetConfig, ...]:
     """The attention targets named in attention.target_names, each from attention.targets.<name>.*."""
     fields = {name: (value, spec) for name, value, spec in leaves(TargetConfig()) if name in TARGET_PARAMETER_KEYS}
+    given = set(getattr(node, "_parameter_overrides", {}))
     targets = []
     for target in names:
-        values = {key: declare(node, f"attention.targets.{target}.{key}", spec, default)
-                  for key, (default, spec) in fields.items()}
+        keys = [f"attention.targets.{target}.{key}" for key in fields]
+        if not given & set(keys):
+            # Every field at its default would put the target at the camera's origin, without a word.
+            raise StartupError(f"attention.target_names names '{target}', but attention.targets.{target} is not "
+                               f"given: set its frame and offset (e.g. attention.targets.{target}.frame: map, "
+                               f"offset: [1.0, 0.0, 0.75]), or remove it from target_names")
+        values = {key: declare(node, name, spec, default) for name, (key, (default, spec)) in zip(keys, fields.items())}
         targets.append(TargetConfig(name=target, **values))
     return tuple(targets)
 
