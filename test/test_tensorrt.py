@@ -1017,7 +1017,8 @@ def test_del_releases_the_gpu_memory(fake_trt, cuda, model, cache):
 
 def test_missing_tensorrt_is_an_inference_error_with_the_fix(cuda, model, cache, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorrt", None)  # `import tensorrt` raises ImportError
-    with pytest.raises(InferenceError, match=r"tensorrt is not installed: pip install 'headpose_ros\[tensorrt\]'"):
+    with pytest.raises(InferenceError,
+                       match=r"tensorrt is not installed: pip install '\.\[tensorrt\]' in the headpose_ros clone"):
         make(model, cache, cuda)
 
 

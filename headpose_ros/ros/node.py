@@ -13,6 +13,10 @@ from ros.intrinsics, health from ros.diagnostics. Topics (all remappable):
 - ``~/attention_events`` (headpose_ros/AttentionEvent: a face's attended target changed)
 - ``~/markers`` (visualization_msgs/MarkerArray: axes, gaze, cone, label, attended target)
 - ``~/debug_image`` (sensor_msgs/Image, bgr8: the annotated input, drawn only while subscribed)
+- ``/humans/...`` (the ROS4HRI topics, ros.ros4hri, while ros4hri.enabled)
+
+Two executables: headpose_node (HeadPoseNode) serves at once; headpose_lifecycle_node
+(HeadPoseLifecycleNode) is the same work, run on the lifecycle transitions.
 """
 
 from __future__ import annotations
