@@ -44,12 +44,13 @@ def camera_info(stamp_ns: int) -> CameraInfo:
                       r=np.eye(3).ravel().tolist(), p=np.hstack([cam.K, np.zeros((3, 1))]).ravel().tolist())
 
 
-def write_bag(path, frames, *, storage="sqlite3", compressed=False, infos=None):
+def write_bag(path, frames, *, storage="sqlite3", compressed=False, infos=None, late=None):
     """A bag as a camera driver and `ros2 bag record` leave it: frames at 30 Hz on IMAGE_TOPIC (rgb8, or
     /compressed JPEG), a CameraInfo stamped like each image but logged after it, and an unrelated topic.
 
-    infos: the indices of the frames that get a CameraInfo (default: all). Returns, per frame, the stamp,
-    the record time and the RGB image the node decodes.
+    infos: the indices of the frames that get a CameraInfo (default: all); late: {index: ns} images logged
+    that much later than the others (out of stamp order). Returns, per frame, the stamp, the image's record
+    time and the RGB image the node decodes.
     """
     store = get_typestore(Stores.ROS2_JAZZY)
     image_topic = IMAGE_TOPIC + "/compressed" if compressed else IMAGE_TOPIC
@@ -70,11 +71,12 @@ def write_bag(path, frames, *, storage="sqlite3", compressed=False, infos=None):
             else:
                 msg = Image(header=header, height=rgb.shape[0], width=rgb.shape[1], encoding="rgb8",
                             step=rgb.shape[1] * 3, data=rgb.tobytes())
-            writer.write(images, stamp + LATENCY, serialize_message(msg))
+            record = stamp + LATENCY + (late or {}).get(i, 0)
+            writer.write(images, record, serialize_message(msg))
             if infos is None or i in infos:
                 writer.write(info, stamp + LATENCY + 1000, serialize_message(camera_info(stamp)))
             writer.write(chatter, stamp + LATENCY + 2000, serialize_message(String(data=f"frame {i}")))
-            sent.append((stamp, stamp + LATENCY, rgb))
+            sent.append((stamp, record, rgb))
     return sent
 
 
@@ -163,6 +165,25 @@ def test_bag_holds_what_the_node_would_publish(photo, tmp_path, capsys, storage,
     attention = [deserialize_message(raw, AttentionTargetArray) for _, _, raw in got["/headpose_node/attention"]]
     assert [[a.id for a in m.targets] for m in attention] == [[h.id for h in m.heads] for m in heads]
     assert [stamp_ns(m.header) for m in attention] == [stamp for stamp, _, _ in sent]
+
+
+def test_images_logged_out_of_order_go_to_the_engine_in_stamp_order(photo, tmp_path, capsys):
+    """A recorder logged the third image after the fifth: the engine still sees the frames in stamp order (no
+    track reset), and each HeadPoseArray is recorded at its own image's record time."""
+    frames = [astronaut_frame(photo, shift=(3.0 * i, 1.0 * i)) for i in range(6)]
+    sent = write_bag(tmp_path / "in", frames, late={2: 3 * PERIOD})
+    code = cli(["bag", str(tmp_path / "in"), str(tmp_path / "out"), "--set", "tracking.id_style=sequential"])
+    report = capsys.readouterr()
+    assert code == 0, report.err
+    assert "tracks reset" not in report.out and "out of stamp order" not in report.out
+    got = read_bag(tmp_path / "out")["/headpose_node/heads"]
+    by_stamp = sorted(((stamp_ns(m.header), record, m) for record, _, raw in got
+                       for m in [deserialize_message(raw, HeadPoseArray)]), key=lambda x: x[0])
+    assert [(stamp, record) for stamp, record, _ in by_stamp] == [(stamp, record) for stamp, record, _ in sent]
+    for (_, _, msg), want in zip(by_stamp, engine_heads(sent)):
+        (ids, values), (want_ids, want_values) = pose_values(msg), pose_values(want)
+        assert ids == want_ids
+        np.testing.assert_allclose(values, want_values, rtol=0, atol=1e-9)
 
 
 def test_intrinsics_are_the_latest_camera_info_at_or_before_each_image(photo, tmp_path, capsys):

@@ -2,9 +2,10 @@
 
 IN is read with the pure-Python `rosbags` library (``pip install '.[bag]'`` in the headpose_ros clone;
 sqlite3 and MCAP storage, no ROS needed to read). Its images, Image or
-CompressedImage, go through one HeadPoseEngine in the bag's order, as a
-video: tracking and smoothing are timed by the images' header stamps (by the
-record time for an image stamped 0). Each image's intrinsics are the latest
+CompressedImage, go through one HeadPoseEngine in stamp order (images logged
+out of order are put back in it, within REORDER_WINDOW images), as a video:
+tracking and smoothing are timed by the images' header stamps (by the record
+time for an image stamped 0). Each image's intrinsics are the latest
 CameraInfo stamped at or before it, converted and checked as the node does
 (a refused one takes the earlier ones out of use); an image without usable
 intrinsics is dropped and counted, unless --fov guesses them.
@@ -24,6 +25,7 @@ faces, time per image. Exit status 0, or 1 when some images were dropped.
 
 from __future__ import annotations
 
+import heapq
 import os
 import re
 import shutil
@@ -260,6 +262,7 @@ class Tally:
     first_reset: str = ""
     guessed: int = 0  # processed with --fov's guessed intrinsics
     unstamped: int = 0  # stamped 0, timed by their record time
+    out_of_order: int = 0  # stamped before an image already processed (more than REORDER_WINDOW out of order)
     seconds: float = 0.0  # of the processed images, each from its bytes to its messages written
     engine_ms: float = 0.0  # of the processed images in HeadPoseEngine.process
 
@@ -282,6 +285,9 @@ class Tally:
             out.append(f"guessed intrinsics (--fov) for {self.guessed} images: their poses are approximate")
         if self.unstamped:
             out.append(f"{self.unstamped} images stamped 0: timed by their record time, output stamped 0")
+        if self.out_of_order:
+            out.append(f"{self.out_of_order} images recorded too far out of stamp order to be put back in it: "
+                       "processed late (tracks reset)")
         if self.resets:
             out.append(f"tracks reset {self.resets} times (first: {self.first_reset})")
         return out
@@ -394,15 +400,34 @@ def _convert(reader, writer, store, engine, image_topic: str, info_topic: str | 
     tally = Tally()
     bar = tqdm(total=sum(c.msgcount for c in image_conns), unit="image", file=sys.stderr,
                disable=not sys.stderr.isatty())
+    # Images go to the engine in stamp order: a recorder may log them a little out of order (several
+    # threads, a loaded machine), so the next REORDER_WINDOW images wait and the earliest stamp goes first.
+    pending: list = []
+    last_key = -1
+
+    def process_earliest() -> None:
+        nonlocal last_key
+        key, record_ns, _, msgtype, msg = heapq.heappop(pending)
+        tally.out_of_order += key < last_key
+        last_key = max(last_key, key)
+        _one_image(msgtype, msg, record_ns, engine, timeline, fov, outputs, writer, tally)
+        tally.images += 1
+        bar.update()
+
     interrupted = False
     try:
-        for conn, record_ns, raw in reader.messages():
+        for seq, (conn, record_ns, raw) in enumerate(reader.messages()):
             if conn.id in copies:
                 writer.write(copies[conn.id], record_ns, raw)
             if conn.id in ids:
-                _one_image(conn.msgtype, raw, record_ns, store, engine, timeline, fov, outputs, writer, tally)
-                tally.images += 1
-                bar.update()
+                msg = _deserialized(store, raw, conn.msgtype)
+                stamp = getattr(getattr(msg, "header", None), "stamp", None)
+                key = (stamp.sec * 10**9 + stamp.nanosec) if stamp is not None else 0
+                heapq.heappush(pending, (key or record_ns, record_ns, seq, conn.msgtype, msg))
+                if len(pending) > REORDER_WINDOW:
+                    process_earliest()
+        while pending:
+            process_earliest()
     except KeyboardInterrupt:
         interrupted = True
     finally:
@@ -410,9 +435,21 @@ def _convert(reader, writer, store, engine, image_topic: str, info_topic: str | 
     return tally, outputs.topics, lost, interrupted
 
 
-def _one_image(msgtype: str, raw, record_ns: int, store, engine, timeline, fov: float | None, outputs, writer,
+# Images held back to put them in stamp order (about 1 s of a 30 Hz camera).
+REORDER_WINDOW = 30
+
+
+def _deserialized(store, raw, msgtype: str):
+    """The message of CDR bytes, or the exception that refused them (reported when the image's turn comes)."""
+    try:
+        return store.deserialize_cdr(raw, msgtype)
+    except Exception as exc:  # corrupt CDR
+        return exc
+
+
+def _one_image(msgtype: str, msg, record_ns: int, engine, timeline, fov: float | None, outputs, writer,
                tally: Tally) -> None:
-    """Decode one image, run the engine on it and write what the node would publish, or count why not."""
+    """Run the engine on one deserialized image and write what the node would publish, or count why not."""
     from builtin_interfaces.msg import Time
     from std_msgs.msg import Header
 
@@ -420,15 +457,14 @@ def _one_image(msgtype: str, raw, record_ns: int, store, engine, timeline, fov: 
     from ..ros.image_conversion import ImageConversionError, compressed_to_rgb, image_to_rgb
 
     start = time.perf_counter()
+    if isinstance(msg, Exception):
+        tally.drop("bad image", f"cannot deserialize ({type(msg).__name__}: {msg})")
+        return
     try:
-        msg = store.deserialize_cdr(raw, msgtype)
         rgb = compressed_to_rgb(msg.format, msg.data) if msgtype == COMPRESSED_IMAGE else \
             image_to_rgb(msg.encoding, msg.width, msg.height, msg.step, msg.data)
     except ImageConversionError as exc:
         tally.drop("bad image", str(exc))
-        return
-    except Exception as exc:  # corrupt CDR
-        tally.drop("bad image", f"cannot deserialize ({type(exc).__name__}: {exc})")
         return
     stamp = msg.header.stamp
     stamp_ns = stamp.sec * 10**9 + stamp.nanosec
