@@ -278,6 +278,8 @@ def test_demo_runs_the_node_over_dds_and_writes_frames(prepared_assets, tmp_path
     assert len(lines) >= 20 and len(with_face) >= 15
     assert "yaw" in with_face[0] and "pitch" in with_face[0] and "roll" in with_face[0]
     assert len(list((tmp_path / "frames").glob("frame_*.jpg"))) == len(lines)
+    # The node's log is kept beside the frames, not left in the temp folder.
+    assert "ready:" in (tmp_path / "frames" / "headpose_node.log").read_text()
 
 
 @pytest.mark.ros

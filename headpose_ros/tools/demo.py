@@ -312,7 +312,7 @@ def run(args) -> int:
     else:  # the user's DDS setup, plus the profile for large images unless they chose one
         ros = ros_with_env({} if "FASTRTPS_DEFAULT_PROFILES_FILE" in os.environ else large_image_dds_env())
     with ros, node_with_camera("/camera/image_raw", "/camera/camera_info", {"backend": args.backend},
-                               args.params_file, keep_log=True) as (node, client):
+                               args.params_file, log_dir=args.out) as (node, client):
         client.on_heads(on_heads)
         client.record(AttentionTargetArray, "/headpose_node/attention", callback=on_attention, expected=False)
         client.record(Image, "/headpose_node/debug_image", depth=5, callback=on_debug_image)

@@ -132,17 +132,22 @@ class NodeProcess:
     """headpose_node in its own process, with its output in a log file.
 
     params: -p overrides (name -> value); remaps: -r from:=to; namespace: -r __ns:= (empty: none).
-    keep_log: leave the log file behind (for a user to read); otherwise it goes when this process ends.
+    log_dir: keep the log there, as <name>.log (for a user to read); None: a temporary file that goes when this
+    process ends.
     executable: headpose_node, or headpose_lifecycle_node for the managed node.
     """
 
     def __init__(self, params_file: Path | None = None, params: dict | None = None, remaps: dict | None = None,
-                 env: dict | None = None, name: str = "headpose_node", namespace: str = "", keep_log: bool = False,
+                 env: dict | None = None, name: str = "headpose_node", namespace: str = "",
+                 log_dir: Path | None = None,
                  executable: str = "headpose_node"):
-        fd, log = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
-        os.close(fd)
-        self.log_path = Path(log)
-        if not keep_log:
+        if log_dir is not None:
+            Path(log_dir).mkdir(parents=True, exist_ok=True)
+            self.log_path = Path(log_dir) / f"{name}.log"
+        else:
+            fd, log = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+            os.close(fd)
+            self.log_path = Path(log)
             atexit.register(self.log_path.unlink, missing_ok=True)
         args = node_command(executable) + ["--ros-args", "-r", f"__node:={name}"]
         if namespace:
@@ -405,11 +410,12 @@ class CameraClient(Node):
 
 @contextlib.contextmanager
 def node_with_camera(image_topic: str, info_topic: str, params: dict, params_file: Path | None = None,
-                     keep_log: bool = False):
+                     log_dir: Path | None = None):
     """headpose_node (NodeProcess, `params` over `params_file`, default config/headpose.yaml) reading
     `image_topic` and `info_topic`, and a CameraClient publishing there: yields (node, client), then
-    closes the client and stops the node. Waiting for the node (wait_for_node) is the caller's."""
-    with NodeProcess(params_file or default_params_file(), params=params, keep_log=keep_log,
+    closes the client and stops the node. Waiting for the node (wait_for_node) is the caller's. log_dir: keep
+    the node's log there (NodeProcess)."""
+    with NodeProcess(params_file or default_params_file(), params=params, log_dir=log_dir,
                      remaps={"image": image_topic, "camera_info": info_topic}) as node:
         client = CameraClient(image_topic, info_topic, "/headpose_node/heads")
         try:

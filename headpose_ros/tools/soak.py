@@ -76,7 +76,7 @@ def run(args) -> int:
 
     with isolated_ros(), node_with_camera("/soak/image", "/soak/camera_info",
                                           {"backend": args.backend, "num_threads": args.threads},
-                                          keep_log=True) as (node, client):
+                                          log_dir=args.out) as (node, client):
         client.on_heads(on_heads)
         client.wait_for_node(node, timeout=60)
         pid = node.process.pid
