@@ -34,7 +34,7 @@ ARGUMENTS = [
 def _setup(context):
     args = dict(context.launch_configurations)
     plan = plan_cameras(args, {name for name, _, _ in ARGUMENTS}, rviz_installed())
-    return launch_actions(plan, context)
+    return launch_actions(plan)
 
 
 def generate_launch_description():

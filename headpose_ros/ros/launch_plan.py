@@ -225,7 +225,7 @@ def rviz_installed() -> bool:
     return True
 
 
-def launch_actions(plan: LaunchPlan, context=None) -> list:
+def launch_actions(plan: LaunchPlan) -> list:
     """The launch_ros actions of a plan, its warnings logged first."""
     import launch.logging
     from launch_ros.actions import LifecycleNode, Node
