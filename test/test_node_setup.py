@@ -253,14 +253,15 @@ def test_the_managed_node_loads_serves_pauses_and_frees_on_its_transitions(ros, 
                               name="managed_camera")
         try:
             def answers(seconds: float) -> int:
-                """How many HeadPoseArrays with a face come back while publishing for `seconds`."""
-                before = len([m for _, m in client.received()[0] if m.heads])
-                end = time.monotonic() + seconds
+                """How many of the frames published for `seconds` the node answers (matched by stamp, so a late
+                answer to an earlier frame is not counted)."""
+                stamps, end = [], time.monotonic() + seconds
                 while time.monotonic() < end:
-                    client.publish_frame(frame, camera, stamp_now(), "managed_optical_frame")
+                    stamps.append(stamp_now())
+                    client.publish_frame(frame, camera, stamps[-1], "managed_optical_frame")
                     time.sleep(0.1)
-                time.sleep(0.5)
-                return len([m for _, m in client.received()[0] if m.heads]) - before
+                client.wait_until(lambda: client.heads_for(stamps[-1]) is not None, timeout=2.0)
+                return sum(client.heads_for(stamp) is not None for stamp in stamps)
 
             assert current_state(asker, clients, "managed_node") == "unconfigured"
             assert "models loaded" not in proc.output() and client.image_pub.get_subscription_count() == 0
