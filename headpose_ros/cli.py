@@ -37,6 +37,16 @@ def add_set_argument(parser) -> None:
                              "--set hopenet.mirror=still; the value is read as YAML; repeatable")
 
 
+def check_fov(fov: float | None) -> None:
+    """CommandError unless `fov` (an option's horizontal field of view, degrees; None: not given) is one a camera
+    can have (core.camera's bounds)."""
+    from .core.camera import MAX_FOV_DEG, MIN_FOV_DEG
+
+    if fov is not None and not MIN_FOV_DEG <= fov <= MAX_FOV_DEG:
+        raise CommandError(f"--fov {fov:g}: a horizontal field of view in degrees, "
+                           f"between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g}")
+
+
 def setting_values(pairs: list[str]) -> dict:
     """The dotted-name settings of `--set` arguments; CommandError for a malformed pair or an unknown name.
 

@@ -180,6 +180,13 @@ def ids_scope(fully_qualified_name: str) -> str:
     return "".join(t + "_" for t in tokens)
 
 
+def for_node(config: "EngineConfig", fully_qualified_name: str) -> "EngineConfig":
+    """`config` as the node of that name runs it: a tracking.id_prefix of `auto` becomes ids_scope(name)."""
+    if config.tracking.id_prefix != AUTO_ID_PREFIX:
+        return config
+    return with_values(config, {"tracking.id_prefix": ids_scope(fully_qualified_name)})
+
+
 @dataclass(frozen=True)
 class TrackingConfig(Settings):
     min_hits: int = setting(3, "Detections a new face needs before it is published.", low=1, high=1000, live=True)

@@ -135,6 +135,13 @@ class ImageDecoder:
         return compressed_to_rgb(msg.format, msg.data)
 
 
+def camera_from_info_msg(msg) -> CameraModel:
+    """camera_from_info of a sensor_msgs/CameraInfo message (rclpy's or rosbags')."""
+    return camera_from_info(msg.k, msg.d, msg.width, msg.height, msg.distortion_model, msg.header.frame_id,
+                            msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width,
+                            msg.roi.height)
+
+
 def camera_from_info(
     k, d, width: int, height: int, distortion_model: str, frame_id: str,
     binning_x: int = 0, binning_y: int = 0, roi_x: int = 0, roi_y: int = 0, roi_width: int = 0, roi_height: int = 0,

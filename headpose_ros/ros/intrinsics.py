@@ -11,7 +11,7 @@ from typing import Callable
 from sensor_msgs.msg import CameraInfo
 
 from ..core.camera import CameraModel
-from .image_conversion import camera_from_info
+from .image_conversion import camera_from_info_msg
 
 
 class IntrinsicsSource:
@@ -45,10 +45,7 @@ class IntrinsicsSource:
         self.received = True
         if self._on_stamp is not None:
             self._on_stamp((msg.header.stamp.sec, msg.header.stamp.nanosec))
-        camera = camera_from_info(
-            msg.k, msg.d, msg.width, msg.height, msg.distortion_model, msg.header.frame_id,
-            msg.binning_x, msg.binning_y, msg.roi.x_offset, msg.roi.y_offset, msg.roi.width, msg.roi.height,
-        )
+        camera = camera_from_info_msg(msg)
         problems = camera.problems()
         if problems:
             self.camera, self.problem = None, "; ".join(problems)

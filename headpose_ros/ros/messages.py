@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 from geometry_msgs.msg import Pose, PoseWithCovariance, Quaternion, Transform, TransformStamped, Vector3
-from sensor_msgs.msg import RegionOfInterest
+from sensor_msgs.msg import Image, RegionOfInterest
 from std_msgs.msg import Header
 
 from headpose_ros.msg import AttentionCandidate, AttentionTarget, AttentionTargetArray
@@ -67,6 +67,18 @@ def face_transforms(header: Header, head: HeadPose, face_prefix: str, gaze_prefi
     gaze.child_frame_id = f"{gaze_prefix}{head.track_id}"
     gaze.transform.rotation = _quaternion(_GAZE_Q)
     return [face, gaze]
+
+
+def heads_transforms(header: Header, heads: list[HeadPose], face_prefix: str,
+                     gaze_prefix: str) -> list[TransformStamped]:
+    """face_transforms of every head, in order: one /tf message's transforms."""
+    return [t for head in heads for t in face_transforms(header, head, face_prefix, gaze_prefix)]
+
+
+def bgr_image(header: Header, bgr: np.ndarray) -> Image:
+    """A sensor_msgs/Image (bgr8) of an (h, w, 3) uint8 BGR array."""
+    h, w = bgr.shape[:2]
+    return Image(header=header, height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3, data=bgr.tobytes())
 
 
 def attention_array(header: Header, attention) -> AttentionTargetArray:

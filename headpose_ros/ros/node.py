@@ -37,7 +37,7 @@ from sensor_msgs.msg import CompressedImage, Image
 
 from ..assets import AssetError
 from ..core.camera import CameraModelError
-from ..core.config import AUTO_ID_PREFIX, LIVE_SETTINGS, EngineConfig, ids_scope, with_values
+from ..core.config import LIVE_SETTINGS, EngineConfig, for_node, with_values
 from ..core.engine import ConfigError
 from ..core.inference import InferenceError
 from ..pipeline import create_engine
@@ -45,8 +45,8 @@ from .diagnostics import ImageLoss, PipelineStats, diagnostics_message, diagnost
 from .image_conversion import ImageConversionError, ImageDecoder
 from .intrinsics import IntrinsicsSource
 from .outputs import ResultPublisher
-from .parameters import (NodeConfig, StartupError, declare_all, declare_targets, live_change, params_file_problems,
-                         ros_params_files, unknown_parameters)
+from .parameters import (NodeConfig, StartupError, declare_all, declare_targets, given_parameters, live_change,
+                         params_file_problems, ros_params_files, unknown_parameters)
 from .ros4hri import ros4hri_problems
 from .targets import TargetError, TargetResolver
 
@@ -80,8 +80,7 @@ class HeadPoseWork:
         if problems:
             raise StartupError("; ".join(problems))
         self._check_given_parameters(argv)
-        if self.config.tracking.id_prefix == AUTO_ID_PREFIX:
-            self.config = with_values(self.config, {"tracking.id_prefix": ids_scope(self.get_fully_qualified_name())})
+        self.config = for_node(self.config, self.get_fully_qualified_name())
         n = self.settings
         if n.ros4hri.enabled:
             problems = ros4hri_problems(n.face_frame_prefix, n.gaze_frame_prefix, self.config.tracking.id_prefix,
@@ -189,7 +188,7 @@ class HeadPoseWork:
     def _check_given_parameters(self, argv: list[str]) -> None:
         """Warn about each parameter given that the node does not have, and each params file meant for another
         node: both would otherwise leave a setting at its default without a word."""
-        given = list(getattr(self, "_parameter_overrides", {}))
+        given = list(given_parameters(self))
         declared = set(self._parameters)
         for warning in unknown_parameters(given, declared, self.config.attention.target_names):
             self.get_logger().warn(warning)

@@ -17,7 +17,7 @@ from ..core.config import AttentionConfig
 from ..core.types import FrameResult
 from ..core.visualization import annotate
 from .markers import MarkerIds, marker_array
-from .messages import attention_array, attention_event, face_transforms, head_pose_array
+from .messages import attention_array, attention_event, bgr_image, head_pose_array, heads_transforms
 from .parameters import NodeConfig
 from .ros4hri import Ros4HriPublisher
 from .tf_publisher import TfPublisher
@@ -65,10 +65,7 @@ class ResultPublisher:
             for track_id in result.ended:
                 self.marker_ids.release(track_id)
         if self.debug_image.get_subscription_count() > 0:
-            canvas = annotate(rgb, result.camera, result.heads, by_face)
-            self.debug_image.publish(Image(header=header, height=canvas.shape[0], width=canvas.shape[1],
-                                           encoding="bgr8", is_bigendian=0, step=canvas.shape[1] * 3,
-                                           data=canvas.tobytes()))
+            self.debug_image.publish(bgr_image(header, annotate(rgb, result.camera, result.heads, by_face)))
 
     def close(self, stamp) -> None:
         """No face is left (the node stops or pauses): the ROS4HRI topics say so."""
@@ -82,8 +79,4 @@ class ResultPublisher:
             self._node.get_logger().warn("image has an empty header.frame_id: no TF published; set the "
                                          "`camera_frame` parameter", throttle_duration_sec=10.0)
             return
-        transforms = []
-        for head in heads:
-            transforms += face_transforms(header, head, self.settings.face_frame_prefix,
-                                          self.settings.gaze_frame_prefix)
-        self.tf.send(transforms)
+        self.tf.send(heads_transforms(header, heads, self.settings.face_frame_prefix, self.settings.gaze_frame_prefix))

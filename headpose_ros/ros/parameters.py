@@ -111,12 +111,18 @@ def declare(node, name: str, spec: Setting, default: Any, live: bool = False) ->
     return tuple(value) if isinstance(default, tuple) else value
 
 
+def given_parameters(node) -> dict:
+    """The parameters given to the node (params files and -p, as rcl matched them to it): name -> Parameter.
+    rclpy keeps them in Node._parameter_overrides and offers no public accessor."""
+    return getattr(node, "_parameter_overrides", {})
+
+
 def _declare_name_list(node, name: str, desc: ParameterDescriptor) -> tuple[str, ...]:
     """A list of names whose default is empty. rclpy types an empty list as a byte array, and a parameter
     declared by type alone stays unset (left out of `ros2 param dump` and of every get_parameters answer that
     names it), so it is declared with a value and dynamic typing, and its element type checked here."""
     desc.dynamic_typing = True
-    override = getattr(node, "_parameter_overrides", {}).get(name)  # `[]` in a params file arrives unset
+    override = given_parameters(node).get(name)  # `[]` in a params file arrives unset
     unset = override is not None and override.type_ == Parameter.Type.NOT_SET
     value = node.declare_parameter(name, [], desc, ignore_override=unset).value
     if value is None or (isinstance(value, (list, tuple)) and len(value) == 0) or isinstance(value, bytes):
@@ -135,7 +141,7 @@ def declare_all(node, config: Settings, live: frozenset[str] = frozenset()) -> S
 def declare_targets(node, names: tuple[str, ...]) -> tuple[TargetConfig, ...]:
     """The attention targets named in attention.target_names, each from attention.targets.<name>.*."""
     fields = {name: (value, spec) for name, value, spec in leaves(TargetConfig()) if name in TARGET_PARAMETER_KEYS}
-    given = set(getattr(node, "_parameter_overrides", {}))
+    given = set(given_parameters(node))
     targets = []
     for target in names:
         keys = [f"attention.targets.{target}.{key}" for key in fields]

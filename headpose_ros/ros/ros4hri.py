@@ -29,6 +29,7 @@ from sensor_msgs.msg import Image
 from ..core.attention import FACE_TARGET_PREFIX
 from ..core.config import ROBOT
 from ..core.types import FrameResult, HeadPose
+from .messages import bgr_image
 from .parameters import Ros4HriConfig
 
 HRI_QOS = QoSProfile(depth=1, history=HistoryPolicy.KEEP_LAST, reliability=ReliabilityPolicy.RELIABLE,
@@ -94,10 +95,10 @@ class Ros4HriPublisher:
             roi.publish(Roi(header=header, xmin=x0 / width, ymin=y0 / height, xmax=x1 / width, ymax=y1 / height,
                             c=float(head.confidence)))
             if cropped.get_subscription_count() > 0:
-                cropped.publish(self._image(header, face_image(rgb, head.box, self._size)))
+                cropped.publish(bgr_image(header, face_image(rgb, head.box, self._size)))
             if aligned.get_subscription_count() > 0:
                 angle = eye_line_angle_deg(head)
-                aligned.publish(self._image(header, face_image(rgb, head.box, self._size, -angle)))
+                aligned.publish(bgr_image(header, face_image(rgb, head.box, self._size, -angle)))
         for attention in result.attention:
             receiver = gaze_receiver(attention.target)
             if receiver is not None:
@@ -122,11 +123,6 @@ class Ros4HriPublisher:
     def _forget(self, track_id: str) -> None:
         for publisher in self._faces.pop(track_id, ()):
             self._node.destroy_publisher(publisher)
-
-    @staticmethod
-    def _image(header, bgr: np.ndarray) -> Image:
-        h, w = bgr.shape[:2]
-        return Image(header=header, height=h, width=w, encoding="bgr8", is_bigendian=0, step=w * 3, data=bgr.tobytes())
 
 
 def gaze_receiver(target: str) -> str | None:

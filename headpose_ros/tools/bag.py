@@ -36,7 +36,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..cli import CommandError, add_set_argument, setting_values
+from ..cli import CommandError, add_set_argument, check_fov, setting_values
 from ..core.config import BACKENDS
 
 IMAGE = "sensor_msgs/msg/Image"
@@ -147,18 +147,16 @@ class CameraInfoTimeline:
     image stamped 0).
 
     infos: (header stamp ns, record time ns, message) of every CameraInfo, any order; each is converted and
-    checked once, as the node does on receipt (ros.image_conversion.camera_from_info, CameraModel.problems).
+    checked once, as the node does on receipt (ros.image_conversion.camera_from_info_msg, CameraModel.problems).
     """
 
     def __init__(self, infos: list[tuple[int, int, object]], topic: str):
-        from ..ros.image_conversion import camera_from_info
+        from ..ros.image_conversion import camera_from_info_msg
 
         self.topic = topic
         entries = []  # (stamp, record, camera or None, problem)
         for stamp, record, msg in infos:
-            camera = camera_from_info(msg.k, msg.d, msg.width, msg.height, msg.distortion_model,
-                                      msg.header.frame_id, msg.binning_x, msg.binning_y, msg.roi.x_offset,
-                                      msg.roi.y_offset, msg.roi.width, msg.roi.height)
+            camera = camera_from_info_msg(msg)
             problems = camera.problems()
             entries.append((stamp, record, None if problems else camera, "; ".join(problems)))
         self._by_stamp = sorted(entries, key=lambda e: (e[0], e[1]))
@@ -233,15 +231,15 @@ class NodeOutputs:
         from rclpy.serialization import serialize_message
         from tf2_msgs.msg import TFMessage
 
-        from ..ros.messages import attention_array, attention_event, face_transforms, head_pose_array
+        from ..ros.messages import attention_array, attention_event, head_pose_array, heads_transforms
 
         def put(connection, msg):
             writer.write(connection, record_ns, serialize_message(msg))
 
         put(self.heads, head_pose_array(header, result.heads, width, height))
         if result.heads and header.frame_id:  # the node sends no TF without a frame to hang it on
-            put(self.tf, TFMessage(transforms=[t for head in result.heads for t in
-                                               face_transforms(header, head, self.face_prefix, self.gaze_prefix)]))
+            put(self.tf, TFMessage(transforms=heads_transforms(header, result.heads, self.face_prefix,
+                                                               self.gaze_prefix)))
         if self.attention is not None:
             put(self.attention, attention_array(header, result.attention))
             for event in result.events:
@@ -296,8 +294,6 @@ class Tally:
 # -- the command ---------------------------------------------------------------------------------------
 
 def run(args) -> int:
-    from ..core.camera import MAX_FOV_DEG, MIN_FOV_DEG
-
     try:
         from rosbags.rosbag2 import Reader, Writer
         from rosbags.rosbag2.enums import StoragePlugin
@@ -311,9 +307,7 @@ def run(args) -> int:
         raise CommandError(f"{args.bag_in}: no such bag")
     if args.bag_out.exists():
         raise CommandError(f"{args.bag_out} exists already: give a new path for the output bag")
-    if args.fov is not None and not MIN_FOV_DEG <= args.fov <= MAX_FOV_DEG:
-        raise CommandError(f"--fov {args.fov:g}: a horizontal field of view in degrees, "
-                           f"between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g}")
+    check_fov(args.fov)
     config = _engine_config(args, node)
     store = message_types()
     try:
@@ -358,13 +352,11 @@ def run(args) -> int:
 def _engine_config(args, node: str):
     """The engine's settings: the defaults (config/headpose.yaml's), the options, then --set; a track-id
     prefix of `auto` becomes what headpose_node of that name uses."""
-    from ..core.config import AUTO_ID_PREFIX, EngineConfig, ids_scope, with_values
+    from ..core.config import EngineConfig, for_node, with_values
 
     config = with_values(EngineConfig(), {"backend": args.backend, "num_threads": args.threads,
                                           "inference.engine": args.engine, **setting_values(args.settings)})
-    if config.tracking.id_prefix == AUTO_ID_PREFIX:
-        config = with_values(config, {"tracking.id_prefix": ids_scope("/" + node)})
-    return config
+    return for_node(config, "/" + node)
 
 
 def _create_engine(config):

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..cli import CommandError, add_set_argument, setting_values
+from ..cli import CommandError, add_set_argument, check_fov, setting_values
 from ..evaluation.datasets import NOMINAL_FOV_DEG
 
 if TYPE_CHECKING:
@@ -225,11 +225,9 @@ class Intrinsics:
 
 
 def _intrinsics(args) -> Intrinsics:
-    from ..core.camera import MAX_FOV_DEG, MIN_FOV_DEG, CameraModel, CameraModelError
+    from ..core.camera import CameraModel, CameraModelError
 
-    if args.fov is not None and not MIN_FOV_DEG <= args.fov <= MAX_FOV_DEG:
-        raise CommandError(f"--fov {args.fov:g}: a horizontal field of view in degrees, "
-                           f"between {MIN_FOV_DEG:g} and {MAX_FOV_DEG:g}")
+    check_fov(args.fov)
     if args.camera_info is None:
         return Intrinsics(fov_deg=args.fov)
     try:
